@@ -1,0 +1,1 @@
+"""Ways in: CLI, REST API (+ OTLP/HTTP receiver), web UI, chat and issue-tracker hooks."""

@@ -1,0 +1,42 @@
+"""Store a decoded Batch: template the log bodies, infer missing severities, append
+everything in one transaction. Shared by the OTLP/HTTP receiver and `rca ingest`."""
+
+from __future__ import annotations
+
+import threading
+
+import pyarrow as pa
+
+from rca.ingest.batch import Batch
+from rca.interfaces.runtime import Runtime
+
+_write_lock = threading.Lock()
+
+
+def _with_templates(runtime: Runtime, logs: pa.Table) -> pa.Table:
+    from rca.templates.severity import infer_severity
+
+    bodies = logs.column("body").to_pylist()
+    ids = runtime.templates.learn(bodies)
+    logs = logs.set_column(logs.schema.get_field_index("template_id"), "template_id", pa.array(ids, pa.int32()))
+    sev = logs.column("severity_number").to_pylist()
+    if any(s == 0 for s in sev):
+        inferred = infer_severity([b for b, s in zip(bodies, sev) if s == 0])
+        it = iter(inferred)
+        sev = [next(it) if s == 0 else s for s in sev]
+        logs = logs.set_column(logs.schema.get_field_index("severity_number"), "severity_number",
+                               pa.array(sev, pa.int8()))
+    return logs
+
+
+def store_batch(runtime: Runtime, batch: Batch) -> dict[str, int]:
+    """Append the batch's tables (logs templated first); returns rows stored per table."""
+    tables = {k: v for k, v in batch.tables.items() if v is not None and v.num_rows}
+    if not tables:
+        return {k: 0 for k in batch.tables}
+    with _write_lock:  # template ids and rows land together, in order
+        if "logs" in tables:
+            tables["logs"] = _with_templates(runtime, tables["logs"])
+            runtime.templates.persist(runtime.store)  # before the rows that refer to its ids
+        counts = runtime.store.append_many(tables)
+    return {k: counts.get(k, 0) for k in batch.tables}

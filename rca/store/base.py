@@ -1,0 +1,55 @@
+"""The storage interface every backend implements (DuckDB now; ClickHouse later).
+
+Ingest hands over pyarrow tables whose columns follow ``rca.store.schema``;
+analysis reads pandas DataFrames back. Nothing outside ``rca.store`` speaks SQL
+to the telemetry tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pandas as pd
+
+
+class Store(Protocol):
+    # -- writes (one writer; each call is one committed, durable batch) --
+    def append(self, table: str, rows: Any) -> int:
+        """Append a pyarrow.Table (or DataFrame) to ``spans``/``logs``/``metrics``; returns rows stored."""
+
+    def append_many(self, batches: dict[str, Any]) -> dict[str, int]:
+        """Append several tables in ONE transaction (all or nothing)."""
+
+    # -- reads --
+    def get_trace(self, trace_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(spans, logs) of one trace; raises NotFound for an unknown id."""
+
+    def list_traces(
+        self, service: str | None = None, start_ns: int | None = None, end_ns: int | None = None, limit: int = 100
+    ) -> pd.DataFrame:
+        """trace_id, root_service, root_operation, start_ns, duration_ns, n_spans, error."""
+
+    def services(self) -> pd.DataFrame:
+        """service, n_spans, n_logs, n_metric_points, first_ns, last_ns."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def spans_between(self, start_ns: int | None, end_ns: int | None, services: list[str] | None = None) -> pd.DataFrame: ...
+
+    def logs_between(self, start_ns: int | None, end_ns: int | None, services: list[str] | None = None) -> pd.DataFrame: ...
+
+    def metrics_between(self, start_ns: int | None, end_ns: int | None, services: list[str] | None = None) -> pd.DataFrame: ...
+
+    def time_range(self) -> tuple[int | None, int | None]: ...
+
+    # -- small keyed state (drain3 miner, trained-model metadata, ...) --
+    def get_state(self, key: str) -> str | None: ...
+
+    def put_state(self, key: str, value: str) -> None: ...
+
+    # -- raw SQL for stage-owned side tables (kb incidents, explain results) --
+    def execute(self, sql: str, params: list | tuple | None = None) -> None: ...
+
+    def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame: ...
+
+    def close(self) -> None: ...
