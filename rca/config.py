@@ -29,7 +29,7 @@ class Settings:
     drain_max_children: int = 100
     # anomaly
     random_state: int = 0
-    min_samples_per_operation: int = 30
+    min_samples_per_operation: int = 50
     # knowledge base
     kb_top_k: int = 3
 

@@ -126,3 +126,29 @@ class Incident:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Explanation:
+    """The answer to "why did this trace / this window go wrong?"."""
+
+    id: str
+    query: dict[str, Any]  # {"trace_id": ...} or {"start": ns, "end": ns}
+    hypotheses: list[Hypothesis] = field(default_factory=list)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    message: str = ""  # e.g. "no clear root cause"
+    ranking: list[str] = field(default_factory=list)  # every service considered, most suspect first
+    created_ns: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "query": self.query,
+            "hypotheses": [h.to_dict() for h in self.hypotheses],
+            "fingerprint": self.fingerprint,
+            "message": self.message,
+            "ranking": self.ranking,
+            "created_ns": self.created_ns,
+            "seconds": self.seconds,
+        }

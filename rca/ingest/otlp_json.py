@@ -128,6 +128,10 @@ def decode_traces(doc: dict) -> Batch:
                     code = _STATUS_NAMES.get(code, code) if isinstance(code, str) else int(code)
                     kind = sp.get("kind", 0)
                     kind = _KIND_NAMES.get(kind, 0) if isinstance(kind, str) else int(kind)
+                    if not 0 <= kind <= 5:
+                        raise ValueError(f"span {sid}: kind {kind} out of range 0..5")
+                    if not 0 <= code <= 2:
+                        raise ValueError(f"span {sid}: status code {code} out of range 0..2")
                     events = [
                         {"time_ns": _int(_g(e, "timeUnixNano", "time_unix_nano")), "name": e.get("name", ""),
                          "attributes": attributes(e.get("attributes"))}

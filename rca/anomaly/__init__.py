@@ -1,0 +1,1 @@
+"""Anomaly scoring: span features + per-operation IsolationForest, log-template and metric shifts."""

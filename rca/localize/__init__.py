@@ -1,0 +1,1 @@
+"""Localization: from anomalies to ranked root-cause Hypotheses with Evidence."""
