@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 MAD_SCALE = 1.4826
+# smallest spread of a group's bucket-to-bucket shifts: a perfectly steady mix that moves is news, but bounded news
+SHIFT_FLOOR = 0.1
 MIX_COLUMNS = ["score", "raw", "top_key", "top_z", "w_share", "b_share", "w_count",
                "up_key", "up_z", "up_w_share", "up_b_share"]
 
@@ -69,7 +71,7 @@ def mix_anomaly(
         j = np.flatnonzero(in_w)[int(w_shift.argmax())]
         k = int(np.abs(z[:, j]).argmax())
         u = int(z[:, j].argmax())  # the key that grew most: often the most telling (a new error line)
-        score = (w_shift.max() - b_med) / max(b_mad, 0.1 * b_med, 1.0)
+        score = (w_shift.max() - b_med) / max(b_mad, 0.1 * b_med, SHIFT_FLOOR)
         rows.append((float(score), float(w_shift.max()), grid.index[k], float(z[k, j]), float(shares[k, j]),
                      float(med[k, 0]), int(grid.iloc[k, j]), grid.index[u], float(z[u, j]), float(shares[u, j]),
                      float(med[u, 0])))

@@ -20,6 +20,14 @@ class Telemetry:
     start_ns: int | None
     end_ns: int | None
 
+    def service_edges(self) -> pd.DataFrame:
+        """Caller -> callee edges over all loaded spans (the baseline knows callees that are down now); cached."""
+        from rca.localize.callgraph import service_edges
+
+        if "_edges" not in self.__dict__:
+            self.__dict__["_edges"] = service_edges(self.spans)
+        return self.__dict__["_edges"]
+
     def covers(self, start_ns: int, end_ns: int) -> bool:
         return (self.start_ns is None or self.start_ns <= start_ns) and (self.end_ns is None or self.end_ns >= end_ns)
 

@@ -63,6 +63,8 @@ def explain_trace(trace_id: str, spans: pd.DataFrame, logs: pd.DataFrame, span_m
         seen.add(key)
         kind = "error" if (error_origin[sid] or error_logs[sid]) and not slow_origin[sid] else "latency"
         role = "propagation" if sid in ancestors_of_top else "root_cause"
+        if role == "propagation" and not sp["parent_span_id"]:
+            role = "impact"  # the request users saw
         if not hyps:
             role = "root_cause"
         evidence = [Evidence("span", {"trace_id": trace_id, "span_id": sid, "operation": sp["name"]},
@@ -98,6 +100,8 @@ def explain_trace(trace_id: str, spans: pd.DataFrame, logs: pd.DataFrame, span_m
         summary = f"{sp['service']} {sp['name']} " + " and ".join(why) if why else f"{sp['service']} {sp['name']} is unusual"
         if role == "propagation":
             summary += "; it sits above a deeper suspect, so this is likely a knock-on effect"
+        elif role == "impact":
+            summary += "; this is what the caller saw, explained by the deeper suspect"
         hyps.append(Hypothesis(rank=len(hyps) + 1, service=sp["service"], operation=sp["name"], kind=kind, role=role,
                                score=float(1 - np.exp(-s / 10.0)), summary=summary + ".", evidence=evidence))
         if len(hyps) >= max_hypotheses:

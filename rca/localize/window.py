@@ -8,7 +8,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from rca.localize.callgraph import CallGraph, propagate, service_edges
+from rca.localize.callgraph import CallGraph, propagate
 from rca.localize.evidence import window_evidence
 from rca.localize.signals import ServiceSignals, log_signals, metric_signals, span_signals
 from rca.localize.telemetry import Telemetry
@@ -58,8 +58,7 @@ def explain_window(tel: Telemetry, start_ns: int, end_ns: int, span_model=None, 
     sig = window_signals(tel, start_ns, end_ns, span_model)
     frame = sig.frame()
     own = sum(frame[k] * w for k, w in WEIGHTS.items()) if not frame.empty else pd.Series(dtype=float)
-    in_w = (tel.spans["start_ns"] >= start_ns) & (tel.spans["start_ns"] < end_ns)
-    graph = CallGraph(service_edges(tel.spans[in_w]))
+    graph = CallGraph(tel.service_edges())
     final, roles = propagate(own.to_dict(), graph, THRESHOLD)
     ranked = sorted(final.items(), key=lambda kv: (-kv[1], kv[0]))
     explanation = Explanation(id=uuid.uuid4().hex[:12], query={"start": int(start_ns), "end": int(end_ns)},

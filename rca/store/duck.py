@@ -3,11 +3,19 @@
 One writer (a lock around every write; each write is one transaction, so a
 returned call means committed and durable in DuckDB's WAL); readers use their
 own cursor and see committed data.
+
+Checkpoints (folding the WAL into the compressed table file) are the costly
+part of a commit, so they are not done inline on every 16 MB of WAL as DuckDB
+does by default: a writer checkpoints once writes have paused for
+``IDLE_CHECKPOINT_S`` (or inline when the WAL passes ``WAL_CHECKPOINT_SIZE``
+under sustained load), and on close. Durability is unchanged: a commit is in
+the WAL, which DuckDB replays on open.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +26,8 @@ import pyarrow as pa
 from rca.errors import InvalidInput, NotFound, StoreError
 from rca.store.schema import TABLES
 
+WAL_CHECKPOINT_SIZE = "256MB"
+IDLE_CHECKPOINT_S = 1.0
 _INDEXES = [
     "CREATE INDEX IF NOT EXISTS spans_trace ON spans(trace_id)",
     "CREATE INDEX IF NOT EXISTS logs_trace ON logs(trace_id)",
@@ -37,7 +47,12 @@ class DuckStore:
         except duckdb.IOException as exc:  # locked by another process, unreadable file
             raise StoreError(f"cannot open store {self.path}: {exc}", {"path": str(self.path)}) from exc
         self._lock = threading.RLock()
+        self._columns: dict[str, list[str]] = {}
+        self._closed = False
+        self._dirty = threading.Event()  # set by every commit; the idle checkpointer waits on it
+        self._checkpointer: threading.Thread | None = None
         if not read_only:
+            self._con.execute(f"SET checkpoint_threshold = '{WAL_CHECKPOINT_SIZE}'")
             self._create_schema()
 
     # ------------------------------------------------------------------ schema
@@ -49,46 +64,70 @@ class DuckStore:
             self._con.execute("CREATE TABLE IF NOT EXISTS state (key VARCHAR PRIMARY KEY, value VARCHAR)")
             for ddl in _INDEXES:
                 self._con.execute(ddl)
+            for table in TABLES:  # the stored order, which positional inserts follow
+                self._columns[table] = [r[0] for r in self._con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
+                    "AND database_name = current_database() ORDER BY column_index", [table]).fetchall()]
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
 
     # ------------------------------------------------------------------ writes
-    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, rows: Any) -> int:
+    def _arrow_rows(self, table: str, rows: Any) -> pa.Table | None:
+        """``rows`` as an Arrow table with the stored table's columns in its order (None when empty)."""
         if table not in TABLES:
             raise InvalidInput(f"unknown table {table!r}")
+        if rows is None:
+            return None
         if isinstance(rows, pd.DataFrame):
             rows = pa.Table.from_pandas(rows, preserve_index=False)
-        n = rows.num_rows
-        if n == 0:
-            return 0
-        cols = list(TABLES[table])
-        missing = [c for c in cols if c not in rows.column_names]
+        if rows.num_rows == 0:
+            return None
+        cols = self._columns.get(table) or list(TABLES[table])
+        missing = [c for c in TABLES[table] if c not in rows.column_names]
         if missing:
             raise InvalidInput(f"{table}: missing columns {missing}")
-        con.register("_incoming", rows.select(cols))
-        try:
-            con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _incoming")
-        finally:
-            con.unregister("_incoming")
-        return n
+        return rows.select(cols)
 
     def append(self, table: str, rows: Any) -> int:
         return self.append_many({table: rows})[table]
 
     def append_many(self, batches: dict[str, Any]) -> dict[str, int]:
-        out: dict[str, int] = {}
+        tables = {table: self._arrow_rows(table, rows) for table, rows in batches.items()}
+        out = {table: (0 if rows is None else rows.num_rows) for table, rows in tables.items()}
+        todo = [(table, rows) for table, rows in tables.items() if rows is not None]
+        if not todo:
+            return out
         with self._lock:
             con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for table, rows in batches.items():
-                    out[table] = self._insert(con, table, rows) if rows is not None else 0
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            if len(todo) == 1:  # one INSERT statement is its own (atomic) transaction
+                table, rows = todo[0]
+                con.from_arrow(rows).insert_into(table)
+            else:
+                con.begin()
+                try:
+                    for table, rows in todo:
+                        con.from_arrow(rows).insert_into(table)
+                    con.commit()
+                except BaseException:
+                    con.rollback()
+                    raise
+            self._wake_checkpointer()
         return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def _wake_checkpointer(self) -> None:
+        self._dirty.set()
+        if self._checkpointer is None:  # holds only a weak reference: an unclosed store can still be freed
+            self._checkpointer = threading.Thread(target=_checkpoint_when_idle, args=(weakref.ref(self), self._dirty),
+                                                  name="rca-checkpoint", daemon=True)
+            self._checkpointer.start()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the table file now (close does it too)."""
+        with self._lock:
+            if not self._closed:
+                self._con.execute("CHECKPOINT")
 
     def execute(self, sql: str, params: list | tuple | None = None) -> None:
         with self._lock:
@@ -200,13 +239,40 @@ class DuckStore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            self._dirty.set()
             self._con.close()
+        if self._checkpointer is not None and self._checkpointer is not threading.current_thread():
+            self._checkpointer.join()
 
     def __enter__(self) -> "DuckStore":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _checkpoint_when_idle(store_ref: "weakref.ref[DuckStore]", dirty: threading.Event) -> None:
+    """The idle checkpointer: after each write, once no other write came for IDLE_CHECKPOINT_S, checkpoint."""
+    while True:
+        woke = dirty.wait(30)
+        store = store_ref()
+        if store is None or store._closed:
+            return
+        del store
+        if not woke:
+            continue
+        dirty.clear()
+        if dirty.wait(IDLE_CHECKPOINT_S):  # still writing: wait for a pause
+            continue
+        store = store_ref()
+        if store is None:
+            return
+        try:
+            store.checkpoint()
+        except duckdb.TransactionException:  # another transaction is open: retry after the next pause
+            dirty.set()
+        del store
 
 
 def _window(col: str, start_ns: int | None, end_ns: int | None) -> tuple[list[str], list]:

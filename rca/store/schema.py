@@ -1,7 +1,8 @@
 """Table layout shared by ingest (which builds columns) and every store backend.
 
 Ids are lowercase hex strings; times are Unix nanoseconds (BIGINT);
-attributes/resource/events are JSON text.
+attributes/resource/events are JSON text in VARCHAR columns (DuckDB's JSON type
+only adds a validating parse on every insert; our decoders write valid JSON).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ SPAN_COLUMNS: dict[str, str] = {
     "duration_ns": "BIGINT",
     "status_code": "TINYINT",
     "status_message": "VARCHAR",
-    "attributes": "JSON",
-    "events": "JSON",
-    "resource": "JSON",
+    "attributes": "VARCHAR",  # JSON text
+    "events": "VARCHAR",  # JSON text
+    "resource": "VARCHAR",  # JSON text
     "scope": "VARCHAR",
 }
 
@@ -35,8 +36,8 @@ LOG_COLUMNS: dict[str, str] = {
     "severity_number": "TINYINT",
     "severity_text": "VARCHAR",
     "body": "VARCHAR",
-    "attributes": "JSON",
-    "resource": "JSON",
+    "attributes": "VARCHAR",  # JSON text
+    "resource": "VARCHAR",  # JSON text
     "scope": "VARCHAR",
     "template_id": "INTEGER",
 }
@@ -49,8 +50,8 @@ METRIC_COLUMNS: dict[str, str] = {
     "unit": "VARCHAR",
     "metric_type": "VARCHAR",
     "value": "DOUBLE",
-    "attributes": "JSON",
-    "resource": "JSON",
+    "attributes": "VARCHAR",  # JSON text
+    "resource": "VARCHAR",  # JSON text
 }
 
 TABLES: dict[str, dict[str, str]] = {"spans": SPAN_COLUMNS, "logs": LOG_COLUMNS, "metrics": METRIC_COLUMNS}

@@ -100,17 +100,14 @@ def _committer(request: Request):
     return state.otlp_committer
 
 
-def _decode_and_store(committer, body: bytes, encoding: str, signal: str):
+def _decode(body: bytes, encoding: str, signal: str):
     if encoding == PROTOBUF:
         from rca.ingest.otlp_proto import decode_proto
 
-        batch = decode_proto(body, signal)
-    else:
-        from rca.ingest.otlp_json import decode_json
+        return decode_proto(body, signal)
+    from rca.ingest.otlp_json import decode_json
 
-        batch = decode_json(body, signal)
-    committer.store(batch)
-    return batch
+    return decode_json(body, signal)
 
 
 async def _export(request: Request, signal: str) -> Response:
@@ -125,10 +122,11 @@ async def _export(request: Request, signal: str) -> Response:
     runtime = request.app.state.runtime
     limit = runtime.settings.max_body_bytes
     try:
-        body = await _read_body(request, limit)
-        if content_encoding == "gzip":
-            body = gunzip_bounded(body, limit)
-        batch = await run_in_threadpool(_decode_and_store, _committer(request), body, encoding, signal)
+        with _committer(request).incoming() as decode_and_store:  # a commit starting now waits briefly for it
+            body = await _read_body(request, limit)
+            if content_encoding == "gzip":
+                body = gunzip_bounded(body, limit)
+            batch, _ = await run_in_threadpool(decode_and_store, lambda: _decode(body, encoding, signal))
     except RcaError as exc:
         return _status_response(exc.http_status, exc.message, encoding)
     response_cls, counter, table = _SIGNALS[signal]
