@@ -71,7 +71,10 @@ def mix_anomaly(
         j = np.flatnonzero(in_w)[int(w_shift.argmax())]
         k = int(np.abs(z[:, j]).argmax())
         u = int(z[:, j].argmax())  # the key that grew most: often the most telling (a new error line)
-        score = (w_shift.max() - b_med) / max(b_mad, 0.1 * b_med, SHIFT_FLOOR)
+        # scale: the larger of the MAD and how far the baseline's unusual buckets (90th pct) already go,
+        # so rare background events (one error line now and then) do not look like a shift
+        b_q90 = np.quantile(b_shift, 0.9)
+        score = (w_shift.max() - b_med) / max(b_mad, b_q90 - b_med, 0.1 * b_med, SHIFT_FLOOR)
         rows.append((float(score), float(w_shift.max()), grid.index[k], float(z[k, j]), float(shares[k, j]),
                      float(med[k, 0]), int(grid.iloc[k, j]), grid.index[u], float(z[u, j]), float(shares[u, j]),
                      float(med[u, 0])))
@@ -79,26 +82,71 @@ def mix_anomaly(
     return pd.DataFrame(rows, columns=MIX_COLUMNS, index=pd.Index(index, name=group))
 
 
-def value_shift(values: pd.DataFrame, keys: list[str], value_col: str, in_window: np.ndarray,
-                min_baseline: int = 5) -> pd.DataFrame:
-    """Per key: window median of ``value_col`` vs baseline median/MAD -> signed robust z.
+def baseline_stats(values: pd.DataFrame, keys: list[str], value_col: str, quantile: float = 0.5) -> pd.DataFrame:
+    """Per key: ``b_median`` (the given quantile), ``b_mad`` (around the median), ``b_std``, ``n_b``."""
+    g = values.groupby(keys)[value_col]
+    centre = g.median().rename("centre")
+    dev = (values[value_col] - values[keys].join(centre, on=keys)["centre"]).abs()
+    b_mad = (dev.groupby([values[k] for k in keys]).median() * MAD_SCALE).rename("b_mad")
+    return pd.concat([g.quantile(quantile).rename("b_median"), b_mad, g.std().rename("b_std"),
+                      g.size().rename("n_b")], axis=1)
 
-    Returns keys + ``w_median``, ``b_median``, ``b_mad``, ``n_w``, ``n_b``, ``z`` (NaN where the
-    baseline has fewer than ``min_baseline`` values).
+
+def value_shift(values: pd.DataFrame, keys: list[str], value_col: str, in_window: np.ndarray,
+                min_baseline: int = 5, window_quantile: float = 0.5,
+                baseline: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per key: a window quantile of ``value_col`` (the median by default) vs the baseline -> robust z.
+
+    The baseline is the same quantile of the values outside the window and their spread (MAD
+    around the median, floored by half the standard deviation and 5% of the level), unless
+    precomputed ``baseline`` stats (``baseline_stats``) are given. ``window_quantile=0.75``
+    catches a change that covers only the later part of the window. Returns keys + ``w_median``,
+    ``b_median``, ``b_mad``, ``n_w``, ``n_b``, ``z`` (NaN where the baseline has fewer than
+    ``min_baseline`` values).
     """
     cols = keys + ["w_median", "b_median", "b_mad", "n_w", "n_b", "z"]
     if values.empty or not in_window.any():
         return pd.DataFrame(columns=cols)
     v = values[keys + [value_col]]
-    w = v.loc[in_window].groupby(keys)[value_col].agg(w_median="median", n_w="size")
-    b = v.loc[~in_window]
-    b_med = b.groupby(keys)[value_col].median().rename("b_median")
-    joined = b.join(b_med, on=keys)
-    joined["dev"] = (joined[value_col] - joined["b_median"]).abs()
-    b_mad = (joined.groupby(keys)["dev"].median() * MAD_SCALE).rename("b_mad")
-    n_b = b.groupby(keys).size().rename("n_b")
-    df = w.join([b_med, b_mad, n_b], how="left")
+    wg = v.loc[in_window].groupby(keys)[value_col]
+    w = pd.concat([wg.quantile(window_quantile).rename("w_median"), wg.size().rename("n_w")], axis=1)
+    if baseline is None:
+        baseline = baseline_stats(v.loc[~in_window], keys, value_col, window_quantile)
+    df = w.join(baseline, how="left")
     df["n_b"] = df["n_b"].fillna(0)
-    scale = np.maximum(df["b_mad"].fillna(0), 0.05 * df["b_median"].abs().fillna(0)) + 1e-9
+    # floors: a mostly-flat series (MAD 0) still has some spread, and 5% of its level is never "many SDs"
+    scale = np.maximum.reduce([df["b_mad"].fillna(0).to_numpy(), 0.05 * df["b_median"].abs().fillna(0).to_numpy(),
+                               0.5 * df["b_std"].fillna(0).to_numpy()]) + 1e-9
     df["z"] = np.where(df["n_b"] >= min_baseline, (df["w_median"] - df["b_median"]) / scale, np.nan)
     return df.reset_index()[cols]
+
+
+def share_drop(events: pd.DataFrame, group: str, start_ns: int, end_ns: int, width_ns: int,
+               time_col: str = "time_ns", min_baseline_buckets: int = 4) -> pd.Series:
+    """Per group: how far its share of all events fell in the window's emptiest bucket (robust z, >= 0).
+
+    A service that goes silent (crashed, unreachable) while the rest of the system keeps
+    running loses its share of spans; shares make this independent of traffic swings.
+    """
+    if events.empty:
+        return pd.Series(dtype=float)
+    t = events[time_col].to_numpy()
+    bucket = (t - start_ns) // width_ns
+    n_wb = max(int(np.ceil((end_ns - start_ns) / width_ns)), 1)
+    grid = pd.DataFrame({"g": events[group].to_numpy(), "b": bucket}).groupby(["g", "b"]).size().unstack("b",
+                                                                                                      fill_value=0)
+    total = grid.sum(axis=0)
+    grid = grid.loc[:, (total >= 20).to_numpy()]
+    cols = np.asarray(grid.columns)
+    in_w = (cols >= 0) & (cols < n_wb)
+    if not in_w.any() or (~in_w).sum() < min_baseline_buckets:
+        return pd.Series(dtype=float)
+    n = grid.to_numpy(float).sum(axis=0)
+    shares = grid.to_numpy(float) / n
+    base = shares[:, ~in_w]
+    med = np.median(base, axis=1)
+    mad = np.median(np.abs(base - med[:, None]), axis=1) * MAD_SCALE
+    low = shares[:, in_w].min(axis=1)
+    se = np.sqrt(np.maximum(med * (1 - med), 1e-6) / n[in_w].min())
+    z = (med - low) / (mad + se)
+    return pd.Series(np.clip(z, 0, None), index=grid.index)

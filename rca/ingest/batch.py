@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from rca.store.schema import LOG_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS
+from rca.schema import LOG_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS
 
 _ARROW = {"VARCHAR": pa.string(), "JSON": pa.string(), "BIGINT": pa.int64(), "TINYINT": pa.int8(),
           "INTEGER": pa.int32(), "DOUBLE": pa.float64()}

@@ -61,7 +61,7 @@ def propagate(own: dict[str, float], graph: CallGraph, threshold: float, explain
 
     A service with an anomalous descendant whose score is at least
     ``explained_ratio`` of its own is *explained*: its score is multiplied by ``discount``
-    and its role is ``propagation`` (``impact`` when nothing calls it). A root candidate gains
+    and its role is ``propagation`` (``impact`` when nothing calls it). A root candidate (only) gains
     ``caller_credit`` x the scores of its anomalous callers (capped at its own score each):
     upstream symptoms that it explains. Returns (scores, roles).
     """
@@ -71,7 +71,8 @@ def propagate(own: dict[str, float], graph: CallGraph, threshold: float, explain
         below = graph.descendants(s) & anomalous
         explained = any(own[d] >= explained_ratio * v for d in below)
         up = [c for c in graph.callers.get(s, ()) if c in anomalous]
-        final[s] = v * (discount if explained else 1.0) + caller_credit * sum(min(own[c], v) for c in up)
+        credit = 0.0 if explained else caller_credit * sum(min(own[c], v) for c in up)
+        final[s] = v * (discount if explained else 1.0) + credit
         if explained:
             roles[s] = "propagation" if graph.callers.get(s) else "impact"
         else:

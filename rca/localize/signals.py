@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rca.anomaly.shift import mix_anomaly, value_shift
+from rca.anomaly.shift import mix_anomaly, share_drop, value_shift
 
 ERROR_SEVERITY = 17
+METRIC_KEYS = ["service", "pod", "name"]
+SELF_QUANTILE = 0.75
 CAP = 30.0
 RESOURCE = re.compile(r"cpu|mem|heap|gc|network|net\.|disk|io\.|thread|fd|restart|oom|load", re.I)
 NETWORK = re.compile(r"network|net\.|tcp|latency\.client|rtt", re.I)
@@ -30,11 +32,14 @@ class ServiceSignals:
     latency: pd.Series
     resource: pd.Series
     network: pd.Series
+    self_time: pd.Series
+    silence: pd.Series
     details: dict = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame({"log_mix": self.log_mix, "error_logs": self.error_logs, "op_mix": self.op_mix,
-                           "latency": self.latency, "resource": self.resource, "network": self.network})
+                           "latency": self.latency, "resource": self.resource, "network": self.network,
+                           "self_time": self.self_time, "silence": self.silence})
         return df.fillna(0.0).clip(lower=0.0, upper=CAP)
 
 
@@ -78,16 +83,86 @@ def span_signals(spans: pd.DataFrame, scored: pd.DataFrame | None, start_ns: int
     return op["score"], z, op
 
 
-def metric_signals(metrics: pd.DataFrame, start_ns: int, end_ns: int) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
-    """(resource score, network score, per-metric shifts) per service from gauges/sums."""
+def metric_signals(metrics: pd.DataFrame, start_ns: int, end_ns: int, baseline: pd.DataFrame | None = None
+                   ) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
+    """(resource score, network score, per-metric shifts) per service from gauges/sums.
+
+    ``metrics`` are already ``as_rates``; ``baseline`` optional precomputed ``baseline_stats``.
+    """
     if metrics.empty:
         empty = pd.Series(dtype=float)
         return empty, empty, pd.DataFrame()
     in_w = ((metrics["time_ns"] >= start_ns) & (metrics["time_ns"] < end_ns)).to_numpy()
-    shifts = value_shift(metrics, ["service", "pod", "name"], "value", in_w)
+    shifts = value_shift(metrics, METRIC_KEYS, "value", in_w, baseline=baseline)
     shifts = shifts.dropna(subset=["z"])
     shifts = shifts[shifts["z"] > 0]
     res = shifts[shifts["name"].str.contains(RESOURCE) & ~shifts["name"].str.contains(NETWORK)]
     net = shifts[shifts["name"].str.contains(NETWORK)]
     # robust z of a handful of scrapes is coarse: scale down so 3 MADs ~ 1 unit
     return (res.groupby("service")["z"].max() / 3.0, net.groupby("service")["z"].max() / 3.0, shifts)
+
+
+def self_time_frame(spans: pd.DataFrame, self_ns: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"service": spans["service"].to_numpy(), "name": spans["name"].to_numpy(),
+                         "v": np.log1p(self_ns.to_numpy(float))})
+
+
+def self_time_signal(frame: pd.DataFrame, spans: pd.DataFrame, start_ns: int, end_ns: int,
+                     baseline: pd.DataFrame | None = None, min_window: int = 5) -> tuple[pd.Series, pd.DataFrame]:
+    """Per service: the largest rise of an operation's median log self time, in robust SDs of its baseline.
+
+    Self time excludes the time spent waiting on callees, so this points at where latency
+    originates rather than at everyone upstream who waited.
+    """
+    in_w = ((spans["start_ns"] >= start_ns) & (spans["start_ns"] < end_ns)).to_numpy()
+    shifts = value_shift(frame, ["service", "name"], "v", in_w, min_baseline=20, window_quantile=SELF_QUANTILE,
+                         baseline=baseline)
+    shifts = shifts[(shifts["n_w"] >= min_window)].dropna(subset=["z"])
+    # a floor on the spread: a 10% change is never "many SDs" however steady the baseline
+    scale = np.maximum(shifts["b_mad"].fillna(0).to_numpy(), 0.1)
+    shifts = shifts.assign(z=(shifts["w_median"] - shifts["b_median"]) / scale)
+    shifts = shifts[shifts["z"] > 0]
+    return shifts.groupby("service")["z"].max() / 2.0, shifts
+
+
+def silence_signal(spans: pd.DataFrame, start_ns: int, end_ns: int) -> pd.Series:
+    """Per service: how far its share of the system's spans dropped in the window (a service gone quiet)."""
+    return share_drop(spans, "service", start_ns, end_ns, _width(start_ns, end_ns), time_col="start_ns") / 3.0
+
+
+COUNTER_NAME = re.compile(r"(?:_total|\.count|restarts)$")
+
+
+def as_rates(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Cumulative counters (OTLP sums, and names such as *_total or *restarts) become per-scrape increases,
+    so a restart long ago does not make every later window look shifted."""
+    kind = metrics["metric_type"] if "metric_type" in metrics else pd.Series("gauge", index=metrics.index)
+    counter = (kind == "sum") | metrics["name"].str.contains(COUNTER_NAME, regex=True)
+    if not counter.any():
+        return metrics
+    m = metrics[counter].sort_values(["service", "pod", "name", "time_ns"], kind="stable")
+    m = m.assign(value=m.groupby([m["service"], m["pod"], m["name"]], sort=False)["value"].diff().clip(lower=0))
+    return pd.concat([metrics[~counter], m.dropna(subset=["value"])])
+
+
+def unreachable_signal(spans: pd.DataFrame, start_ns: int, end_ns: int) -> pd.Series:
+    """Per called service: failing client calls that never reached it (no span below them), in the window
+    against the baseline rate - the mark of a callee that is down or refusing connections."""
+    if spans.empty or "attributes" not in spans:
+        return pd.Series(dtype=float)
+    has_child = spans["span_id"].isin(spans["parent_span_id"])
+    leaf_fail = spans[(spans["status_code"] == 2) & (spans["kind"] == 3) & ~has_child]
+    if leaf_fail.empty:
+        return pd.Series(dtype=float)
+    peer = leaf_fail["attributes"].fillna("").astype(str).str.extract(r'"(?:peer\.service|server\.address)":"([^"]+)"')[0]
+    leaf = pd.DataFrame({"service": peer.to_numpy(), "start_ns": leaf_fail["start_ns"].to_numpy()}).dropna()
+    if leaf.empty:
+        return pd.Series(dtype=float)
+    width = _width(start_ns, end_ns)
+    in_w = ((leaf["start_ns"] >= start_ns) & (leaf["start_ns"] < end_ns)).to_numpy()
+    n_w = leaf[in_w].groupby("service").size() / max((end_ns - start_ns) / width, 1e-9)
+    all_buckets = np.unique(spans["start_ns"].to_numpy() // width)
+    n_b = max(len(all_buckets) - (end_ns - start_ns) / width, 1.0)
+    base = leaf[~in_w].groupby("service").size() / n_b
+    df = pd.concat([n_w.rename("w"), base.rename("b")], axis=1).fillna(0.0)
+    return ((df["w"] - df["b"]) / np.sqrt(df["b"] + 1.0)).clip(lower=0)

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 HOUR_NS = 3_600_000_000_000
-SPAN_COLS = "trace_id, span_id, parent_span_id, service, pod, name, start_ns, end_ns, status_code, events"
+SPAN_COLS = ("trace_id, span_id, parent_span_id, service, pod, name, kind, start_ns, end_ns, status_code, events, "
+             "CASE WHEN kind = 3 AND status_code = 2 THEN CAST(attributes AS VARCHAR) END AS attributes")
 LOG_COLS = "time_ns, trace_id, span_id, service, pod, severity_number, template_id"
-METRIC_COLS = "time_ns, service, pod, name, value"
+METRIC_COLS = "time_ns, service, pod, name, metric_type, value"
 
 
 @dataclass
@@ -27,6 +28,21 @@ class Telemetry:
         if "_edges" not in self.__dict__:
             self.__dict__["_edges"] = service_edges(self.spans)
         return self.__dict__["_edges"]
+
+    def cached(self, name: str, build):
+        """A value derived from these frames, built once."""
+        key = f"_cache_{name}"
+        if key not in self.__dict__:
+            self.__dict__[key] = build()
+        return self.__dict__[key]
+
+    def self_ns(self) -> pd.Series:
+        """Self time of every loaded span (aligned with ``spans``); cached."""
+        from rca.store.selftime import self_times
+
+        if "_self_ns" not in self.__dict__:
+            self.__dict__["_self_ns"] = self_times(self.spans)
+        return self.__dict__["_self_ns"]
 
     def covers(self, start_ns: int, end_ns: int) -> bool:
         return (self.start_ns is None or self.start_ns <= start_ns) and (self.end_ns is None or self.end_ns >= end_ns)

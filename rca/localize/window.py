@@ -10,12 +10,15 @@ import pandas as pd
 
 from rca.localize.callgraph import CallGraph, propagate
 from rca.localize.evidence import window_evidence
-from rca.localize.signals import ServiceSignals, log_signals, metric_signals, span_signals
+from rca.anomaly.shift import baseline_stats
+from rca.localize.signals import (METRIC_KEYS, SELF_QUANTILE, ServiceSignals, as_rates, log_signals, metric_signals,
+                                  self_time_frame, self_time_signal, silence_signal, span_signals, unreachable_signal)
 from rca.localize.telemetry import Telemetry
 from rca.model import Explanation, Hypothesis
 
 # how much each signal counts toward a service's own anomaly
-WEIGHTS = {"log_mix": 0.5, "error_logs": 1.0, "op_mix": 0.5, "latency": 0.5, "resource": 0.3, "network": 0.3}
+WEIGHTS = {"log_mix": 0.5, "error_logs": 1.0, "op_mix": 0.5, "latency": 0.5, "resource": 0.3, "network": 0.3,
+           "self_time": 0.5, "silence": 1.0}
 THRESHOLD = 3.0  # own score at which a service counts as anomalous
 NO_CLEAR_CAUSE = "no clear root cause: no service's telemetry in this window differs clearly from its own baseline"
 
@@ -32,9 +35,18 @@ def window_signals(tel: Telemetry, start_ns: int, end_ns: int, span_model=None) 
         scored = span_model.score_samples(window_spans, wlogs)
         scored = scored[(scored["start_ns"] >= start_ns) & (scored["start_ns"] < end_ns)]
     op_mix, latency, ops = span_signals(spans, scored, start_ns, end_ns)
-    resource, network, shifts = metric_signals(tel.metrics, start_ns, end_ns)
-    return ServiceSignals(log_mix, err_logs, op_mix, latency, resource, network,
-                          details={"log_mix": mix, "op_mix": ops, "scored": scored, "metric_shifts": shifts})
+    # baselines over all loaded data, computed once per Telemetry: robust statistics, and the window is a
+    # small minority of what is loaded (explaining many windows then costs little more than one)
+    rates = tel.cached("metric_rates", lambda: as_rates(tel.metrics))
+    m_base = tel.cached("metric_baseline", lambda: baseline_stats(rates, METRIC_KEYS, "value"))
+    resource, network, shifts = metric_signals(rates, start_ns, end_ns, m_base)
+    st_frame = tel.cached("self_frame", lambda: self_time_frame(spans, tel.self_ns()))
+    st_base = tel.cached("self_baseline", lambda: baseline_stats(st_frame, ["service", "name"], "v", SELF_QUANTILE))
+    self_time, self_shifts = self_time_signal(st_frame, spans, start_ns, end_ns, st_base)
+    silence = silence_signal(spans, start_ns, end_ns).add(unreachable_signal(spans, start_ns, end_ns), fill_value=0.0)
+    return ServiceSignals(log_mix, err_logs, op_mix, latency, resource, network, self_time, silence,
+                          details={"log_mix": mix, "op_mix": ops, "scored": scored, "metric_shifts": shifts,
+                                   "self_shifts": self_shifts})
 
 
 def _kind(row: pd.Series, error_templates: bool) -> str:
@@ -44,8 +56,10 @@ def _kind(row: pd.Series, error_templates: bool) -> str:
         return "resource"
     if top == "network":
         return "network"
-    if top == "latency":
+    if top in ("latency", "self_time"):
         return "latency"
+    if top == "silence":
+        return "error"
     if top in ("error_logs",) or error_templates or row["error_logs"] >= THRESHOLD:
         return "error"
     return "unknown" if top == "log_mix" else "error"

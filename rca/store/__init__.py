@@ -1,7 +1,7 @@
 """Storage: one small interface (`Store`) and the embedded default (DuckDB)."""
 
 from rca.store.base import Store
-from rca.store.schema import LOG_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS
+from rca.schema import LOG_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS
 
 
 def open_store(settings, read_only: bool = False) -> Store:

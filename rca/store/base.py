@@ -1,6 +1,6 @@
 """The storage interface every backend implements (DuckDB now; ClickHouse later).
 
-Ingest hands over pyarrow tables whose columns follow ``rca.store.schema``;
+Ingest hands over pyarrow tables whose columns follow ``rca.schema``;
 analysis reads pandas DataFrames back. Nothing outside ``rca.store`` speaks SQL
 to the telemetry tables.
 """

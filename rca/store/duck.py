@@ -24,9 +24,9 @@ import pandas as pd
 import pyarrow as pa
 
 from rca.errors import InvalidInput, NotFound, StoreError
-from rca.store.schema import TABLES
+from rca.schema import TABLES
 
-WAL_CHECKPOINT_SIZE = "256MB"
+WAL_CHECKPOINT_SIZE = "128MB"
 IDLE_CHECKPOINT_S = 1.0
 _INDEXES = [
     "CREATE INDEX IF NOT EXISTS spans_trace ON spans(trace_id)",
@@ -64,10 +64,12 @@ class DuckStore:
             self._con.execute("CREATE TABLE IF NOT EXISTS state (key VARCHAR PRIMARY KEY, value VARCHAR)")
             for ddl in _INDEXES:
                 self._con.execute(ddl)
-            for table in TABLES:  # the stored order, which positional inserts follow
-                self._columns[table] = [r[0] for r in self._con.execute(
+            for table, cols in TABLES.items():  # the stored order, which positional inserts follow
+                stored = [r[0] for r in self._con.execute(
                     "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
                     "AND database_name = current_database() ORDER BY column_index", [table]).fetchall()]
+                if sorted(stored) == sorted(cols):  # else (a table with extra columns): insert by name
+                    self._columns[table] = stored
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
@@ -89,6 +91,17 @@ class DuckStore:
             raise InvalidInput(f"{table}: missing columns {missing}")
         return rows.select(cols)
 
+    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+        if table in self._columns:
+            con.from_arrow(rows).insert_into(table)
+            return
+        names = ", ".join(rows.column_names)
+        con.register("_incoming", rows)
+        try:
+            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
+        finally:
+            con.unregister("_incoming")
+
     def append(self, table: str, rows: Any) -> int:
         return self.append_many({table: rows})[table]
 
@@ -101,13 +114,12 @@ class DuckStore:
         with self._lock:
             con = self._con
             if len(todo) == 1:  # one INSERT statement is its own (atomic) transaction
-                table, rows = todo[0]
-                con.from_arrow(rows).insert_into(table)
+                self._insert(con, *todo[0])
             else:
                 con.begin()
                 try:
                     for table, rows in todo:
-                        con.from_arrow(rows).insert_into(table)
+                        self._insert(con, table, rows)
                     con.commit()
                 except BaseException:
                     con.rollback()

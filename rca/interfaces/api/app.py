@@ -49,11 +49,5 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     for target in ROUTERS:
         module, attr = target.split(":")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:  # router not written yet
-                continue
-            raise
-        app.include_router(getattr(mod, attr))
+        app.include_router(getattr(importlib.import_module(module), attr))
     return app
