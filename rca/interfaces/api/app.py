@@ -20,6 +20,7 @@ ROUTERS = [
     "rca.interfaces.api.otlp_routes:router",
     "rca.interfaces.api.read_routes:router",
     "rca.interfaces.api.explain_routes:router",
+    "rca.interfaces.api.evidence_routes:router",
     "rca.interfaces.api.kb_routes:router",
     "rca.interfaces.api.timeline_routes:router",
 ]

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
+from rca.interfaces.api.params import query_time
+
 router = APIRouter(prefix="/api/v1", tags=["timeline"])
-
-
-def _time(value: str | None, what: str) -> int | None:
-    from rca.errors import InvalidInput
-    from rca.timeutil import parse_time
-
-    if value is None or value == "":
-        return None
-    try:
-        return parse_time(value)
-    except InvalidInput as exc:
-        raise InvalidInput(f"{what}: {exc.message}", {"parameter": what}) from None
 
 
 @router.get("/timeline", summary="Span starts/ends, logs, metric shifts and anomaly flags in time order")
@@ -30,5 +20,5 @@ def timeline(request: Request, trace_id: str | None = None, start: str | None = 
 
     runtime = request.app.state.runtime
     return build_timeline(runtime.store, runtime.templates, trace_id=trace_id or None,
-                          start_ns=_time(start, "start"), end_ns=_time(end, "end"), services=service,
-                          at_ns=_time(at, "at"), limit=limit).to_dict()
+                          start_ns=query_time(start, "start"), end_ns=query_time(end, "end"), services=service,
+                          at_ns=query_time(at, "at"), limit=limit).to_dict()
