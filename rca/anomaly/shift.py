@@ -14,7 +14,8 @@ import pandas as pd
 
 MAD_SCALE = 1.4826
 # smallest spread of a group's bucket-to-bucket shifts: a perfectly steady mix that moves is news, but bounded news
-SHIFT_FLOOR = 0.1
+SHIFT_FLOOR = 1.0
+MIN_COUNT = 3
 MIX_COLUMNS = ["score", "raw", "top_key", "top_z", "w_share", "b_share", "w_count",
                "up_key", "up_z", "up_w_share", "up_b_share"]
 
@@ -64,6 +65,11 @@ def mix_anomaly(
         mad = (np.median(np.abs(base - med), axis=1) * MAD_SCALE)[:, None]
         se = np.sqrt(np.maximum(med * (1 - med), 1.0 / n[None, :]) / n[None, :])
         z = (shares - med) / (mad + se)
+        # a couple of lines prove nothing: a key must occur MIN_COUNT times to count as grown,
+        # and be expected MIN_COUNT times to count as gone
+        counts = grid.to_numpy(float)
+        z[(z > 0) & (counts < MIN_COUNT)] = 0.0
+        z[(z < 0) & (med * n[None, :] < MIN_COUNT)] = 0.0
         shift = np.abs(z).max(axis=0)
         b_shift, w_shift = shift[~in_w], shift[in_w]
         b_med = np.median(b_shift)

@@ -150,8 +150,10 @@ def unreachable_signal(spans: pd.DataFrame, start_ns: int, end_ns: int) -> pd.Se
     against the baseline rate - the mark of a callee that is down or refusing connections."""
     if spans.empty or "attributes" not in spans:
         return pd.Series(dtype=float)
-    has_child = spans["span_id"].isin(spans["parent_span_id"])
-    leaf_fail = spans[(spans["status_code"] == 2) & (spans["kind"] == 3) & ~has_child]
+    failed_client = spans[(spans["status_code"] == 2) & (spans["kind"] == 3)]
+    if failed_client.empty:
+        return pd.Series(dtype=float)
+    leaf_fail = failed_client[~failed_client["span_id"].isin(spans["parent_span_id"])]
     if leaf_fail.empty:
         return pd.Series(dtype=float)
     peer = leaf_fail["attributes"].fillna("").astype(str).str.extract(r'"(?:peer\.service|server\.address)":"([^"]+)"')[0]
