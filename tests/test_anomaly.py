@@ -34,7 +34,7 @@ def _logs(n_buckets=20, window=(17, 20), vanish=None, appear=None, seed=0):
 def test_mix_anomaly_flags_the_service_whose_lines_vanish():
     logs = _logs(vanish=("b", "y"))
     out = mix_anomaly(logs, "service", "template_id", 17 * 60 * S, 20 * 60 * S, 60 * S)
-    assert out.loc["b", "score"] > 5 > out.loc["a", "score"]
+    assert out.loc["b", "score"] > 1.5 > 0.6 > out.loc["a", "score"]
     assert out.loc["b", "top_key"] == "y" and out.loc["b", "top_z"] < 0
 
 
