@@ -35,24 +35,23 @@ class CallGraph:
             self.callers.setdefault(b, set()).add(a)
 
     def descendants(self, service: str) -> set[str]:
-        seen: set[str] = set()
-        stack = [service]
-        while stack:
-            for c in self.callees.get(stack.pop(), ()):
-                if c not in seen and c != service:
-                    seen.add(c)
-                    stack.append(c)
-        return seen
+        """Every service reachable below ``service`` (what it calls, directly or not)."""
+        return _reach(service, self.callees)
 
     def ancestors(self, service: str) -> set[str]:
-        seen: set[str] = set()
-        stack = [service]
-        while stack:
-            for c in self.callers.get(stack.pop(), ()):
-                if c not in seen and c != service:
-                    seen.add(c)
-                    stack.append(c)
-        return seen
+        """Every service above ``service`` (whose requests reach it)."""
+        return _reach(service, self.callers)
+
+
+def _reach(start: str, edges: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        for nxt in edges.get(stack.pop(), ()):
+            if nxt not in seen and nxt != start:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
 
 
 def propagate(own: dict[str, float], graph: CallGraph, threshold: float, explained_ratio: float = 0.3,
