@@ -168,3 +168,25 @@ def unreachable_signal(spans: pd.DataFrame, start_ns: int, end_ns: int) -> pd.Se
     base = leaf[~in_w].groupby("service").size() / n_b
     df = pd.concat([n_w.rename("w"), base.rename("b")], axis=1).fillna(0.0)
     return ((df["w"] - df["b"]) / np.sqrt(df["b"] + 1.0)).clip(lower=0)
+
+
+def span_patterns(logs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (service, trace): the set of templates the service logged for that request.
+
+    A code path that is normally taken together with another (this line, then that one) shows as
+    a change in these per-request patterns even when each template's overall share hardly moves.
+    """
+    lg = logs.dropna(subset=["template_id"])
+    lg = lg[lg["trace_id"] != ""]
+    if lg.empty:
+        return pd.DataFrame(columns=["service", "pattern", "time_ns"])
+    g = lg.groupby(["service", "trace_id"], sort=False)
+    pattern = g["template_id"].agg(lambda t: ",".join(map(str, sorted(set(int(x) for x in t)))))
+    out = pd.DataFrame({"pattern": pattern, "time_ns": g["time_ns"].min()}).reset_index()
+    return out[["service", "pattern", "time_ns"]]
+
+
+def pattern_signal(patterns: pd.DataFrame, start_ns: int, end_ns: int) -> tuple[pd.Series, pd.DataFrame]:
+    """Per service: the shift in its mix of per-request log patterns (see ``span_patterns``)."""
+    mix = mix_anomaly(patterns, "service", "pattern", start_ns, end_ns, _width(start_ns, end_ns))
+    return mix["score"], mix

@@ -12,7 +12,8 @@ from rca.localize.callgraph import CallGraph, propagate
 from rca.localize.evidence import window_evidence
 from rca.anomaly.shift import baseline_stats
 from rca.localize.signals import (METRIC_KEYS, SELF_QUANTILE, ServiceSignals, as_rates, log_signals, metric_signals,
-                                  self_time_frame, self_time_signal, silence_signal, span_signals, unreachable_signal)
+                                  pattern_signal, self_time_frame, self_time_signal, silence_signal, span_patterns,
+                                  span_signals, unreachable_signal)
 from rca.localize.telemetry import Telemetry
 from rca.model import Explanation, Hypothesis
 
@@ -44,6 +45,9 @@ def window_signals(tel: Telemetry, start_ns: int, end_ns: int, span_model=None) 
     st_base = tel.cached("self_baseline", lambda: baseline_stats(st_frame, ["service", "name"], "v", SELF_QUANTILE))
     self_time, self_shifts = self_time_signal(st_frame, spans, start_ns, end_ns, st_base)
     silence = silence_signal(spans, start_ns, end_ns).add(unreachable_signal(spans, start_ns, end_ns), fill_value=0.0)
+    patterns = tel.cached("span_patterns", lambda: span_patterns(tel.logs))
+    pattern, pattern_mix = pattern_signal(patterns, start_ns, end_ns)
+    log_mix = log_mix.combine(pattern, max, fill_value=0.0) if len(pattern) else log_mix
     return ServiceSignals(log_mix, err_logs, op_mix, latency, resource, network, self_time, silence,
                           details={"log_mix": mix, "op_mix": ops, "scored": scored, "metric_shifts": shifts,
                                    "self_shifts": self_shifts})
