@@ -49,8 +49,8 @@ def window_evidence(service: str, sig, tel, start_ns: int, end_ns: int, template
             error_templates |= is_error and z > 0
             direction = "rose to" if z > 0 else "fell to"
             detail = (f"log template \"{text[:160]}\" {direction} {_share(w_share)} of {service}'s log lines "
-                      f"(baseline {_share(b_share)}); the mix of {service}'s log lines moved {row['score']:.1f}x "
-                      f"as far as it usually does")
+                      f"(baseline {_share(b_share)}); mix shift {row['score']:.1f} robust SDs beyond {service}'s usual "
+                      f"variation")
             evidence.append(Evidence("log_template", {"service": service, "template_id": tid, "template": text},
                                      detail, "/api/v1/logs?" + urlencode({"service": service, "template_id": tid,
                                                                           **window})))

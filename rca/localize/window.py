@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from rca.localize.signals import (METRIC_KEYS, SELF_QUANTILE, ServiceSignals, as
                                   pattern_signal, self_time_frame, self_time_signal, silence_signal, span_patterns,
                                   span_signals, unreachable_signal)
 from rca.localize.telemetry import Telemetry
-from rca.model import Explanation, Hypothesis
+from rca.model import Evidence, Explanation, Hypothesis
 
 # how much each signal counts toward a service's own anomaly
 WEIGHTS = {"log_mix": 0.5, "error_logs": 1.0, "op_mix": 0.5, "latency": 0.5, "resource": 0.3, "network": 0.3,
@@ -94,6 +95,12 @@ def explain_window(tel: Telemetry, start_ns: int, end_ns: int, span_model=None, 
         row = frame.loc[service]
         evidence, operation, error_templates, summary_bits = window_evidence(
             service, sig, tel, start_ns, end_ns, templates)
+        if not evidence:  # weak on every signal: still say which ones, and where to look
+            parts = ", ".join(f"{k.replace('_', ' ')} {row[k]:.1f}" for k in WEIGHTS if row[k] >= 0.5)
+            evidence.append(Evidence(
+                "trace", {"service": service},
+                f"no single strong signal; anomaly scores (robust SDs above usual): {parts or 'all below 0.5'}",
+                "/api/v1/traces?" + urlencode({"service": service, "start": int(start_ns), "end": int(end_ns)})))
         kind = _kind(row, error_templates)
         role = roles.get(service, "root_cause")
         hyps.append(Hypothesis(
