@@ -17,16 +17,36 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+def _from_whole_number(n: int) -> int:
+    size = abs(n)
+    if size >= 10**17:
+        return n
+    if size >= 10**14:
+        return n * 10**3
+    if size >= 10**11:
+        return n * 10**6
+    return n * 10**9
+
+
 def parse_time(text: str | int | float, now: int | None = None) -> int:
-    """ISO 8601 (naive = UTC), Unix seconds (int or float), ``now``, or ``-15m``/``2h`` (that long ago) -> Unix ns."""
+    """ISO 8601 (naive = UTC), a Unix timestamp, ``now``, or ``-15m``/``2h`` (that long ago) -> Unix ns.
+
+    A Unix timestamp is in seconds (int or float), except whole numbers too large to be seconds,
+    which are read by magnitude as milliseconds (>= 1e11), microseconds (>= 1e14) or nanoseconds
+    (>= 1e17) - so the ns times rca itself prints and puts in links can be passed back.
+    """
     if isinstance(text, bool):
         raise InvalidInput(f"not a time: {text!r}")
-    if isinstance(text, (int, float)):
+    if isinstance(text, int):
+        return _from_whole_number(text)
+    if isinstance(text, float):
         return int(round(text * 10**9))
     s = str(text).strip()
     if not s:
         raise InvalidInput("empty time")
     if _NUMBER.match(s):
+        if "." not in s:
+            return _from_whole_number(int(s))
         whole, _, frac = s.lstrip("-").partition(".")
         ns = int(whole) * 10**9 + int((frac + "000000000")[:9])
         return -ns if s.startswith("-") else ns

@@ -56,6 +56,15 @@ def test_window_top_hypothesis_is_the_faulty_callee(scenario):
         kinds = {ev.type for ev in top.evidence}
         assert "log_template" in kinds
         assert any("card processor" in ev.detail for ev in top.evidence)
+        from fastapi.testclient import TestClient
+
+        from rca.interfaces.api.app import create_app
+
+        with TestClient(create_app(runtime)) as client:  # template links show the lines they talk about
+            for ev in top.evidence:
+                if ev.type == "log_template":
+                    body = client.get(ev.link).json()
+                    assert body["n_total"] > 0 and body["template"] == ev.ref["template"], ev.link
 
 
 def test_trace_level_origin_is_distinguished_from_waiters(scenario):

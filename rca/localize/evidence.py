@@ -51,9 +51,11 @@ def window_evidence(service: str, sig, tel, start_ns: int, end_ns: int, template
             detail = (f"log template \"{text[:160]}\" {direction} {_share(w_share)} of {service}'s log lines "
                       f"(baseline {_share(b_share)}); mix shift {row['score']:.1f} robust SDs beyond {service}'s usual "
                       f"variation")
+            # a template that vanished has no lines in the window: link to where it used to appear
+            scope = window if z > 0 else {}
             evidence.append(Evidence("log_template", {"service": service, "template_id": tid, "template": text},
                                      detail, "/api/v1/logs?" + urlencode({"service": service, "template_id": tid,
-                                                                          **window})))
+                                                                          **scope})))
             bits.append(f"log lines like \"{text[:80]}\" {'appeared or grew' if z > 0 else 'vanished or shrank'}")
             example = tel.logs[(tel.logs["service"] == service) & (tel.logs["template_id"] == tid)
                                & (tel.logs["time_ns"] >= start_ns) & (tel.logs["time_ns"] < end_ns)
