@@ -89,6 +89,15 @@ def _clean(v):
     return v
 
 
+def body_text(value) -> str:
+    """A log body as stored: strings as they are, structured bodies as JSON, nothing as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def resource_identity(attrs: dict) -> tuple[str, str]:
     """(service, pod) of a resource: service.name; k8s.pod.name, else service.instance.id, else host.name."""
     service = attrs.get("service.name") or "unknown_service"

@@ -88,13 +88,7 @@ def read_file(path: Path, problems: list[Problem]) -> Iterator[tuple[Batch, int]
                 if not line.strip():
                     continue
                 try:
-                    doc = json.loads(line)
-                    if isinstance(doc, dict) and "data" in doc and signal_of(doc) is None:
-                        from rca.ingest.jaeger import decode_jaeger
-
-                        batch = decode_jaeger(doc)
-                    else:
-                        batch = decode_json(doc)
+                    batch = _decode_doc(json.loads(line))
                 except (ValueError, InvalidInput) as exc:
                     problems.append(Problem(f"{path}:{lineno}", _reason(exc)))
                     continue
@@ -103,6 +97,15 @@ def read_file(path: Path, problems: list[Problem]) -> Iterator[tuple[Batch, int]
                 yield batch, consumed
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         problems.append(Problem(str(path), f"unreadable: {exc}"))
+
+
+def _decode_doc(doc) -> Batch:
+    """A parsed JSON document: a Jaeger `/api/traces` export, or an OTLP export request."""
+    if isinstance(doc, dict) and "data" in doc and signal_of(doc) is None:
+        from rca.ingest.jaeger import decode_jaeger
+
+        return decode_jaeger(doc)
+    return decode_json(doc)
 
 
 def _reason(exc: Exception) -> str:
@@ -116,12 +119,7 @@ def _read_json_doc(path: Path, data: bytes, problems: list[Problem]) -> Iterator
         problems.append(Problem(f"{path}:1", f"malformed JSON: {exc}"))
         return
     try:
-        if isinstance(doc, dict) and "data" in doc and signal_of(doc) is None:
-            from rca.ingest.jaeger import decode_jaeger
-
-            batch = decode_jaeger(doc)
-        else:
-            batch = decode_json(doc)
+        batch = _decode_doc(doc)
     except InvalidInput as exc:
         problems.append(Problem(f"{path}:1", exc.message))
         return

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from rca.errors import InvalidInput
-from rca.ingest.batch import Batch, resource_identity, to_json
+from rca.ingest.batch import Batch, body_text, resource_identity, to_json
 
 _HEX = re.compile(r"[0-9a-fA-F]*\Z")
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
@@ -171,12 +171,7 @@ _SEVERITY_NAMES = {f"SEVERITY_NUMBER_{n}": i for i, n in enumerate(
 
 
 def _body_text(body: Any) -> str:
-    v = any_value(body) if isinstance(body, dict) else body
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    return json.dumps(v, ensure_ascii=False, default=str)
+    return body_text(any_value(body) if isinstance(body, dict) else body)
 
 
 def decode_logs(doc: dict) -> Batch:

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
 
 from rca.errors import InvalidInput
-from rca.ingest.batch import SCHEMAS, Batch, resource_identity, to_json
+from rca.ingest.batch import SCHEMAS, Batch, body_text, resource_identity, to_json
 
 _I64_MAX = np.uint64(2**63 - 1)
 _ZERO_PARENT = bytes(8)
@@ -267,14 +267,7 @@ def _hex_or_empty(raw: bytes, n_bytes: int, what: str) -> str:
 
 
 def _body_text(v) -> str:
-    value = any_value(v)
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    import json
-
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return body_text(any_value(v))
 
 
 def decode_logs(body: bytes) -> Batch:

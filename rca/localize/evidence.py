@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
-import pandas as pd
-
 from rca.model import Evidence
 
 ERRORISH = re.compile(r"error|exception|fail|fatal|refused|timeout|timed out|denied|panic", re.I)

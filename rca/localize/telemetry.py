@@ -25,9 +25,7 @@ class Telemetry:
         """Caller -> callee edges over all loaded spans (the baseline knows callees that are down now); cached."""
         from rca.localize.callgraph import service_edges
 
-        if "_edges" not in self.__dict__:
-            self.__dict__["_edges"] = service_edges(self.spans)
-        return self.__dict__["_edges"]
+        return self.cached("service_edges", lambda: service_edges(self.spans))
 
     def cached(self, name: str, build):
         """A value derived from these frames, built once."""
@@ -40,9 +38,7 @@ class Telemetry:
         """Self time of every loaded span (aligned with ``spans``); cached."""
         from rca.store.selftime import self_times
 
-        if "_self_ns" not in self.__dict__:
-            self.__dict__["_self_ns"] = self_times(self.spans)
-        return self.__dict__["_self_ns"]
+        return self.cached("self_ns", lambda: self_times(self.spans))
 
     def covers(self, start_ns: int, end_ns: int) -> bool:
         return (self.start_ns is None or self.start_ns <= start_ns) and (self.end_ns is None or self.end_ns >= end_ns)

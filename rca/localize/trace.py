@@ -29,7 +29,6 @@ def explain_trace(trace_id: str, spans: pd.DataFrame, logs: pd.DataFrame, span_m
                   max_hypotheses: int = 5) -> Explanation:
     t0 = time.perf_counter()
     scored = span_model.score_samples(spans, logs).set_index("span_id", drop=False)
-    status = spans.set_index("span_id")["status_code"]
     events = spans.set_index("span_id").get("events")
     children = scored.groupby("parent_span_id")["span_id"].apply(list).to_dict()
     err = scored["error"] == 1

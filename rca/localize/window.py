@@ -21,7 +21,9 @@ from rca.model import Evidence, Explanation, Hypothesis
 # how much each signal counts toward a service's own anomaly
 WEIGHTS = {"log_mix": 0.5, "error_logs": 1.0, "op_mix": 0.5, "latency": 0.5, "resource": 0.3, "network": 0.3,
            "self_time": 0.5, "silence": 1.0}
-THRESHOLD = 3.0  # own score at which a service counts as anomalous
+THRESHOLD = 3.0
+KIND_OF_SIGNAL = {"resource": "resource", "network": "network", "latency": "latency", "self_time": "latency",
+                  "silence": "error"}  # own score at which a service counts as anomalous
 NO_CLEAR_CAUSE = "no clear root cause: no service's telemetry in this window differs clearly from its own baseline"
 
 
@@ -57,17 +59,11 @@ def window_signals(tel: Telemetry, start_ns: int, end_ns: int, span_model=None) 
 def _kind(row: pd.Series, error_templates: bool) -> str:
     contrib = {k: row[k] * w for k, w in WEIGHTS.items()}
     top = max(contrib, key=contrib.get)
-    if top in ("resource",):
-        return "resource"
-    if top == "network":
-        return "network"
-    if top in ("latency", "self_time"):
-        return "latency"
-    if top == "silence":
-        return "error"
-    if top in ("error_logs",) or error_templates or row["error_logs"] >= THRESHOLD:
-        return "error"
-    return "unknown" if top == "log_mix" else "error"
+    if top in KIND_OF_SIGNAL:
+        return KIND_OF_SIGNAL[top]
+    if top == "log_mix" and not error_templates and row["error_logs"] < THRESHOLD:
+        return "unknown"  # the logs changed, but not towards errors
+    return "error"
 
 
 def explain_window(tel: Telemetry, start_ns: int, end_ns: int, span_model=None, templates=None,

@@ -65,11 +65,9 @@ class LogTemplates:
         out: list[int] = []
         with self._lock:
             for body in bodies:
-                body = body if isinstance(body, str) else ("" if body is None else str(body))
-                tid = self._by_body.get(body)
-                if tid is None:
-                    masked = self._masker.mask(body)
-                    tid = self._by_masked.get(masked)
+                body = _as_text(body)
+                tid, masked = self._cached(body)
+                if masked is not None:  # the body itself was not cached
                     if tid is None:
                         tid = self._learn_masked(masked)
                         self._remember(self._by_masked, masked, tid)
@@ -137,6 +135,14 @@ class LogTemplates:
             tid = self._merged[tid]
         return tid
 
+    def _cached(self, body: str) -> tuple[int | None, str | None]:
+        """(template id from the caches or None, masked body - None when the raw body was cached)."""
+        tid = self._by_body.get(body)
+        if tid is not None:
+            return tid, None
+        masked = self._masker.mask(body)
+        return self._by_masked.get(masked), masked
+
     @staticmethod
     def _remember(cache: dict[str, int], key: str, tid: int) -> None:
         if len(cache) >= _CACHE_LIMIT:
@@ -149,14 +155,10 @@ class LogTemplates:
         out: list[int | None] = []
         with self._lock:
             for body in bodies:
-                body = body if isinstance(body, str) else ("" if body is None else str(body))
-                tid = self._by_body.get(body)
+                tid, masked = self._cached(_as_text(body))
                 if tid is None:
-                    masked = self._masker.mask(body)
-                    tid = self._by_masked.get(masked)
-                    if tid is None:
-                        cluster = self._miner.drain.match(masked, full_search_strategy="fallback")
-                        tid = None if cluster is None else cluster.cluster_id
+                    cluster = self._miner.drain.match(masked, full_search_strategy="fallback")
+                    tid = None if cluster is None else cluster.cluster_id
                 out.append(None if tid is None else self.canonical_id(tid))
         return out
 
@@ -242,3 +244,7 @@ def _generalise(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
     if len(old) != len(new):
         return new
     return tuple(a if a == b else PARAM for a, b in zip(old, new))
+
+
+def _as_text(body) -> str:
+    return body if isinstance(body, str) else ("" if body is None else str(body))

@@ -43,7 +43,6 @@ def ingest_paths(runtime, paths, progress: bool = False, on_problem=None) -> dic
         for f in files:
             if bar:
                 bar.update(task, description=f"ingesting {f.name}")
-            last = 0
             n_before = len(problems)
             for batch, consumed in read_file(f, problems):
                 for k, v in batch.rejected.items():
@@ -54,8 +53,6 @@ def ingest_paths(runtime, paths, progress: bool = False, on_problem=None) -> dic
                     flush()
                 if bar:
                     bar.update(task, completed=done_bytes + min(consumed, f.stat().st_size))
-                last = consumed
-            del last
             if on_problem:
                 for p in problems[n_before:]:
                     on_problem(p)
