@@ -17,6 +17,8 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY rca ./rca
 RUN pip install .
+# compile the numba protobuf decoder into the image (from /tmp: the installed package, not ./rca)
+RUN cd /tmp && python -c "from rca.ingest.otlp_wire import warm_up; warm_up()"
 
 VOLUME ["/data"]
 EXPOSE 4318

@@ -1,12 +1,19 @@
 """Ingest benchmark: raw protobuf parse rate vs end-to-end OTLP/HTTP ingest rate, same payloads, one run.
 
-    python bench/ingest.py [--spans 100000] [--clients 4] [--batch 512]
+    python bench/ingest.py [--spans 200000] [--clients 4] [--batch 512 --batch 8192]
 
+For each batch size (spans per request; default 512, the SDK's default, and 8192, the Collector batch
+processor's default send_batch_size):
 (a) ``ExportTraceServiceRequest.ParseFromString`` over the payloads (spans/s, best of 3, one core);
-(b) our decoder alone (spans/s, one core; for the breakdown);
+(b) our decoder alone (spans/s, best of 3, one core; for the breakdown);
 (c) ``rca serve`` in its own process with a fresh store, ``--clients`` threads POSTing the payloads
-    (application/x-protobuf), every span acknowledged with a 200, then the stored count checked
-    through the API. Prints the rates and (c)/(a).
+    (application/x-protobuf; stdlib http.client with keep-alive, a light client), every span acknowledged
+    with a 200 (durable: logged and fdatasync'd), timed from the first request until the stored span count,
+    read back through the API (which first stores whatever still waits in the ingest log), is complete;
+    the span and trace counts are checked;
+(d) the store alone, in this process: the decoded batches appended by ``--clients`` threads to a fresh
+    store, timed until a read sees them all (what (c) costs after decoding, without HTTP).
+Prints the rates and each one's ratio to (a) measured in the same run (the machine may be shared).
 Payloads are made by the OpenTelemetry SDK's own OTLP encoder from SDK spans: 10 services with
 resources, 9-span traces (server -> client -> db), 3-5 attributes per span, some with
 per-request values, 2% errors.
@@ -15,8 +22,10 @@ per-request values, 2% errors.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,8 +37,8 @@ SERVICES = ["frontend", "cart", "checkout", "payment", "shipping", "currency", "
             "catalog"]
 
 
-def make_payloads(n_spans: int, batch: int, seed: int = 0) -> tuple[list[bytes], int]:
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+def make_spans(n_spans: int, seed: int = 0) -> list:
+    """SDK ReadableSpans: 9-span traces over 10 services."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -59,8 +68,14 @@ def make_payloads(n_spans: int, batch: int, seed: int = 0) -> tuple[list[bytes],
                             "db.rows": rnd.randrange(100)}) as span:
                         if rnd.random() < 0.02:
                             span.set_status(Status(StatusCode.ERROR, "timeout"))
-    spans = memory.get_finished_spans()[:n_spans]
-    return [encode_spans(spans[i:i + batch]).SerializeToString() for i in range(0, len(spans), batch)], len(spans)
+    return list(memory.get_finished_spans()[:n_spans])
+
+
+def encode_payloads(spans: list, batch: int) -> list[bytes]:
+    """ExportTraceServiceRequest bodies of ``batch`` spans each, by the SDK's OTLP encoder."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    return [encode_spans(spans[i:i + batch]).SerializeToString() for i in range(0, len(spans), batch)]
 
 
 def rate(fn, payloads: list[bytes], n_spans: int, repeats: int = 3) -> float:
@@ -79,7 +94,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def end_to_end(payloads: list[bytes], n_spans: int, clients: int) -> tuple[float, int]:
+def end_to_end(payloads: list[bytes], warmup: bytes, n_spans: int, n_traces: int, clients: int) -> float:
+    """(c): spans/s from the first request until the whole count is read back through the API."""
     import httpx
 
     home = tempfile.mkdtemp(prefix="rca-bench-")
@@ -88,6 +104,7 @@ def end_to_end(payloads: list[bytes], n_spans: int, clients: int) -> tuple[float
                                "--port", str(port), "--log-level", "warning"],
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
     url = f"http://127.0.0.1:{port}"
+    headers = {"content-type": "application/x-protobuf"}
     try:
         for _ in range(300):
             try:
@@ -95,22 +112,27 @@ def end_to_end(payloads: list[bytes], n_spans: int, clients: int) -> tuple[float
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        with httpx.Client(base_url=url) as warm:  # decoder tables, first commit
-            warm.post("/v1/traces", content=b"", headers={"content-type": "application/x-protobuf"})
-        queue = list(enumerate(payloads))
+        # warm the decoder and the store with spans of their own (counted out below)
+        assert httpx.post(f"{url}/v1/traces", content=warmup, headers=headers, timeout=120).status_code == 200
+        before = httpx.get(f"{url}/api/v1/stats", timeout=60).json()
+        queue = list(reversed(payloads))
         lock, failures = threading.Lock(), []
 
-        def client() -> None:
-            with httpx.Client(base_url=url, timeout=120,
-                              headers={"content-type": "application/x-protobuf"}) as c:
+        def client() -> None:  # http.client, keep-alive: a light client (httpx costs more CPU than the server)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            try:
                 while True:
                     with lock:
                         if not queue:
                             return
-                        _, body = queue.pop()
-                    r = c.post("/v1/traces", content=body)
-                    if r.status_code != 200:
-                        failures.append(r.status_code)
+                        body = queue.pop()
+                    conn.request("POST", "/v1/traces", body=body, headers=headers)
+                    r = conn.getresponse()
+                    r.read()
+                    if r.status != 200:
+                        failures.append(r.status)
+            finally:
+                conn.close()
 
         threads = [threading.Thread(target=client) for _ in range(clients)]
         t0 = time.perf_counter()
@@ -118,40 +140,99 @@ def end_to_end(payloads: list[bytes], n_spans: int, clients: int) -> tuple[float
             t.start()
         for t in threads:
             t.join()
+        t_acked = time.perf_counter()
+        after = httpx.get(f"{url}/api/v1/stats", timeout=600).json()  # stores what is still logged, then counts
+        print(f"    acked after {t_acked - t0:.2f}s, read back {time.perf_counter() - t_acked:.2f}s later")
         elapsed = time.perf_counter() - t0
         if failures:
             raise SystemExit(f"{len(failures)} requests failed: {sorted(set(failures))}")
-        stored = httpx.get(f"{url}/api/v1/stats", timeout=60).json()["n_spans"]
-        return n_spans / elapsed, stored
+        stored = (after["n_spans"] - before["n_spans"], after["n_traces"] - before["n_traces"])
+        if stored != (n_spans, n_traces):
+            raise SystemExit(f"stored (spans, traces) {stored}, expected {(n_spans, n_traces)}")
+        return n_spans / elapsed
     finally:
         server.terminate()
-        server.wait(timeout=60)
+        server.wait(timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def store_alone(batches: list, n_spans: int, clients: int) -> float:
+    """(d): spans/s appending decoded batches from ``clients`` threads until a read sees them all."""
+    from rca.store.duck import DuckStore
+
+    home = tempfile.mkdtemp(prefix="rca-bench-")
+    try:
+        with DuckStore(os.path.join(home, "rca.duckdb")) as store:
+            store.append_many(batches[0].tables)  # warm; counted out below
+            base = store.stats()["n_spans"]
+            queue = list(reversed(batches[1:]))
+            n = n_spans - batches[0].counts()["spans"]
+            lock = threading.Lock()
+
+            def writer() -> None:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        batch = queue.pop()
+                    store.append_many(batch.tables)
+
+            threads = [threading.Thread(target=writer) for _ in range(clients)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            stored = store.stats()["n_spans"] - base
+            elapsed = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    if stored != n:
+        raise SystemExit(f"store alone: stored {stored} spans, expected {n}")
+    return n / elapsed
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--spans", type=int, default=100_000)
+    ap.add_argument("--spans", type=int, default=200_000)
     ap.add_argument("--clients", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=512, help="spans per request (the SDK's default batch size)")
+    ap.add_argument("--batch", type=int, action="append",
+                    help="spans per request, repeatable (default: 512 and 8192)")
+    ap.add_argument("--skip-store", action="store_true", help="skip (d), the store alone")
     args = ap.parse_args()
+    batches = args.batch or [512, 8192]
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     from rca.ingest.otlp_proto import decode_proto
 
-    payloads, n = make_payloads(args.spans, args.batch)
-    size = sum(map(len, payloads))
-    print(f"payloads: {len(payloads)} requests, {n} spans, {size / n:.0f} bytes/span")
-    parse = rate(ExportTraceServiceRequest.FromString, payloads, n)
-    print(f"(a) raw protobuf parse (ParseFromString):   {parse:>12,.0f} spans/s")
-    decode = rate(lambda p: decode_proto(p, "traces"), payloads, n)
-    print(f"(b) decode_proto -> Arrow columns:          {decode:>12,.0f} spans/s  ({decode / parse:.3f} x parse)")
-    e2e, stored = end_to_end(payloads, n, args.clients)
-    print(f"(c) end-to-end OTLP/HTTP, {args.clients} clients, durable: {e2e:>8,.0f} spans/s")
-    print(f"    stored and readable: {stored} of {n} spans {'OK' if stored == n else 'MISMATCH'}")
-    print(f"ratio e2e / raw parse = {e2e / parse:.3f}   (cpus: {os.cpu_count()})")
-    if stored != n:
-        raise SystemExit(1)
+    spans = make_spans(args.spans)
+    n, n_traces = len(spans), len({s.context.trace_id for s in spans})
+    warmup = encode_payloads(make_spans(600, seed=1), 600)[0]
+    print(f"{n} spans in {n_traces} traces; {args.clients} clients; cpus: {os.cpu_count()}")
+    rows = []
+    for batch in batches:
+        payloads = encode_payloads(spans, batch)
+        size = sum(map(len, payloads))
+        print(f"\nbatch {batch}: {len(payloads)} requests, {size / n:.0f} bytes/span")
+        parse = rate(ExportTraceServiceRequest.FromString, payloads, n)
+        print(f"(a) raw protobuf parse (ParseFromString):  {parse:>12,.0f} spans/s")
+        decode = rate(lambda p: decode_proto(p, "traces"), payloads, n)
+        print(f"(b) decode_proto -> Arrow columns:         {decode:>12,.0f} spans/s  {decode / parse:.3f} x (a)")
+        e2e = end_to_end(payloads, warmup, n, n_traces, args.clients)
+        print(f"(c) end-to-end OTLP/HTTP, stored+readable: {e2e:>12,.0f} spans/s  {e2e / parse:.3f} x (a)  "
+              f"(all {n} spans, {n_traces} traces read back)")
+        row = [batch, parse, decode, e2e]
+        if not args.skip_store:
+            decoded = [decode_proto(p, "traces") for p in payloads]
+            alone = store_alone(decoded, n, args.clients)
+            print(f"(d) store alone (append + read back):      {alone:>12,.0f} spans/s  {alone / parse:.3f} x (a)")
+            row.append(alone)
+        rows.append(row)
+    print("\nbatch   (c)/(a)   (b)/(a)" + ("   (d)/(a)" if not args.skip_store else ""))
+    for row in rows:
+        print(f"{row[0]:>5}   {row[3] / row[1]:7.3f}   {row[2] / row[1]:7.3f}"
+              + (f"   {row[4] / row[1]:7.3f}" if len(row) > 4 else ""))
 
 
 if __name__ == "__main__":

@@ -43,9 +43,11 @@ class LiveServer:
 def start_live_server(settings: Settings) -> LiveServer:
     import uvicorn
 
+    from rca.ingest.otlp_wire import warm_up
     from rca.interfaces.api.app import create_app
     from rca.interfaces.runtime import Runtime
 
+    warm_up()  # as `rca serve` does: a cold numba compile (~20 s, once) must not land inside a request
     settings = settings.with_(host="127.0.0.1", port=free_port())
     runtime = Runtime(settings)
     config = uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port, log_level="warning",

@@ -1,9 +1,17 @@
-"""Everything acknowledged with a 200 survives stopping the server and starting a new one on the same home."""
+"""Everything acknowledged with a 200 survives stopping the server, or killing it, and starting a new one."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.conftest import free_port
 
 
 def _request(trace_no: int, n: int) -> bytes:
@@ -23,7 +31,7 @@ def _request(trace_no: int, n: int) -> bytes:
 def test_acknowledged_data_survives_restart(start_server, settings):
     first = start_server(settings)
     acked = 0
-    with httpx.Client(base_url=first.url, headers={"content-type": "application/x-protobuf"}) as client:
+    with httpx.Client(base_url=first.url, headers={"content-type": "application/x-protobuf"}, timeout=60) as client:
         for t in range(1, 21):
             r = client.post("/v1/traces", content=_request(t, 7))
             assert r.status_code == 200
@@ -31,11 +39,65 @@ def test_acknowledged_data_survives_restart(start_server, settings):
     first.stop()
 
     second = start_server(settings)
-    stats = httpx.get(f"{second.url}/api/v1/stats").json()
+    stats = httpx.get(f"{second.url}/api/v1/stats", timeout=60).json()
     assert (stats["n_spans"], stats["n_traces"]) == (acked, 20)
     doc = httpx.get(f"{second.url}/api/v1/traces/{(17).to_bytes(16, 'big').hex()}").json()
     assert sorted(s["name"] for s in doc["spans"]) == [f"op{i}" for i in range(7)]
     # and the new server keeps accepting data
-    assert httpx.post(f"{second.url}/v1/traces", content=_request(99, 1),
+    assert httpx.post(f"{second.url}/v1/traces", content=_request(99, 1), timeout=60,
                       headers={"content-type": "application/x-protobuf"}).status_code == 200
     assert httpx.get(f"{second.url}/api/v1/stats").json()["n_spans"] == acked + 1
+
+
+def _serve(home: Path, port: int) -> subprocess.Popen:
+    """``rca serve`` in its own process, once it answers."""
+    server = subprocess.Popen([sys.executable, "-m", "rca.interfaces.cli.main", "--home", str(home), "serve",
+                               "--port", str(port), "--log-level", "warning"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return server
+        except httpx.TransportError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError("rca serve did not start")
+            time.sleep(0.1)
+
+
+def test_acknowledged_data_survives_kill_9(tmp_path):
+    home, port = tmp_path / "home", free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(home, port)
+    try:
+        def post(traces: range) -> None:
+            with httpx.Client(base_url=url, headers={"content-type": "application/x-protobuf"}, timeout=60) as c:
+                for t in traces:
+                    assert c.post("/v1/traces", content=_request(t, 9)).status_code == 200
+
+        def post_concurrently(first: int) -> None:  # 4 clients, 10 requests each
+            threads = [threading.Thread(target=post, args=(range(first + 10 * k, first + 10 * (k + 1)),))
+                       for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        post_concurrently(1)
+        assert httpx.get(f"{url}/api/v1/stats", timeout=60).json()["n_spans"] == 40 * 9  # stored in DuckDB by this read
+        post_concurrently(41)  # acknowledged, and only logged when the server dies
+    finally:
+        server.kill()  # SIGKILL: no shutdown, no close, no drain
+        server.wait(timeout=30)
+    assert list((home / "rca.duckdb.ingest-log").glob("*.wal"))  # what the restart must replay
+
+    server = _serve(home, port)
+    try:
+        stats = httpx.get(f"{url}/api/v1/stats", timeout=60).json()
+        assert (stats["n_spans"], stats["n_traces"]) == (80 * 9, 80)  # all of it, and nothing twice
+        doc = httpx.get(f"{url}/api/v1/traces/{(77).to_bytes(16, 'big').hex()}", timeout=60).json()
+        assert sorted(s["name"] for s in doc["spans"]) == [f"op{i}" for i in range(9)]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

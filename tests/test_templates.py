@@ -17,7 +17,7 @@ from rca.interfaces.ingestion import store_batch
 from rca.interfaces.runtime import Runtime
 from rca.store import open_store
 from rca.templates.evaluation import grouping_accuracy, parsing_accuracy
-from rca.templates.masking import mask_body
+from rca.templates.masking import Masker, ShapeCache, digit_shape, join_masked, mask_body, mask_token
 from rca.templates.miner import LogTemplates
 from rca.templates.severity import infer_severity
 
@@ -37,6 +37,71 @@ LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "loghub-2
 ])
 def test_mask_body_replaces_variable_parts(body, masked):
     assert mask_body(body) == masked
+
+
+def _loghub_lines() -> list[str]:
+    import pandas as pd
+
+    lines = ["conn 10.1.2.3:5432 closed ssh2", "conn 10.1.2.4:5433 closed ssh3", "addr 0x7f at 1x7f",
+             "addr 0x7e at 1x7e", "addr 1x7e at 0x7e", "took 5.4 KB, 3 MB MB in 12ms", "node-D0 up 7",
+             "node-D1 up 8", "id deadbeef12 ok", "id 12deadbeef ok", "key=12 \u00a0 é 7"]
+    for csv in sorted(LOGHUB.glob("*/*_2k.log_structured_corrected.csv")):
+        lines += pd.read_csv(csv, dtype=str, keep_default_na=False)["Content"].tolist()
+    return lines
+
+
+def test_shape_cache_answers_only_what_masking_would():
+    """Every line answered by shape masks (directly, no cache) to the text stored for its shape."""
+    masker, shapes, answered = Masker(), ShapeCache(), 0
+    assert digit_shape("0x1f") != digit_shape("1x1f") and digit_shape("ab12") == digit_shape("ab97")
+    for line in _loghub_lines():
+        direct = " ".join(mask_token(t) for t in line.split())
+        shape = digit_shape(line)
+        known = shapes.get(line, shape)
+        tokens = line.split()
+        masked_tokens = masker.mask_tokens(tokens)
+        assert " ".join(masked_tokens) == direct  # the token caches change nothing
+        masked = join_masked(masked_tokens)
+        if known is not None:
+            answered += 1
+            assert known == masked, line
+        shapes.put(shape, tokens, masked_tokens, masked, masked)
+    assert answered > (1000 if LOGHUB.is_dir() else 0)
+    assert shapes.get("conn 10.9.9.9:1 closed ssh2", digit_shape("conn 10.9.9.9:1 closed ssh2")) is None
+
+
+def test_rules_left_out_for_absent_characters_change_no_result():
+    from rca.templates import masking
+
+    tokens = {t for line in _loghub_lines() for t in line.split()} | {
+        "a://b", "x@y.z", "'7'", '"a1"', "1.2.3.4:80", "aa:bb:cc:dd:ee:ff", "/a/b", "abcdefab-abcd-abcd-abcd-abcdefabcdef",
+        "x=\u0661\u0662", "0xff", "/a\u0663"}
+    for t in tokens:
+        for early, full in ((True, masking._EARLY), (False, masking._MASK)):
+            rules = masking._rules_for(early, masking._features(t))
+            assert (t if rules is None else rules.sub("<*>", t)) == full.sub("<*>", t), t
+
+
+def test_digit_shapes_and_token_shapes_agree_with_one_by_one():
+    from rca.templates.masking import digit_shapes, token_shapes
+
+    lines = _loghub_lines()[:3000] + ["a 0X1f 0x2", "two\nlines 7", "\u00e9t\u00e9 12", "x\x1cy 3"]
+    assert digit_shapes(lines) == [digit_shape(line) for line in lines]
+    assert digit_shapes(lines[:5]) == [digit_shape(line) for line in lines[:5]]
+    masker, plain = Masker(), Masker()
+    for line, shape in zip(lines, digit_shapes(lines)):
+        shapes = token_shapes(line, shape)
+        if shapes is not None:
+            assert shapes == [digit_shape(t).decode("latin-1") for t in line.split()], line
+        assert masker.mask_tokens(line.split(), shapes) == [mask_token(t) for t in line.split()], line
+        assert plain.mask_tokens(line.split()) == [mask_token(t) for t in line.split()], line
+
+
+def test_learn_ids_are_canonical_at_the_end_of_a_batch():
+    miner = LogTemplates(Settings(), min_family=3)
+    ids = miner.learn([f"Invalid user {u} from 1.2.3.4 port 22" for u in ("admin", "test", "oracle")])
+    assert len(set(ids)) == 1 and ids[0] == miner.canonical_id(ids[0])
+    assert miner.templates()["count"].tolist() == [3]
 
 
 def test_learn_gives_stable_ids_and_generalises():

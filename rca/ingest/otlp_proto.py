@@ -1,62 +1,46 @@
 """OTLP/protobuf -> columnar Batch (the same columns as ``rca.ingest.otlp_json``).
 
-Traces take a columnar fast path: the request is parsed with a *lite* message
-type (``LiteTraceRequest`` below) that has the exact wire layout of OTLP but
-keeps each span's attributes, events and status as raw bytes. Every column is
-then one list comprehension, ids are hex-encoded in bulk, attribute key/value
-pairs are converted to JSON once per distinct encoding (SDK spans repeat most
-of them), and validation (id lengths, end before start) is done with numpy
-over whole columns. Logs and metrics use the generated classes row by row:
-they are fewer and their cost is elsewhere (templating).
+Traces are read by compiled kernels (``rca.ingest.otlp_wire``) straight from the wire bytes into
+Arrow buffers: ids as hex, names, attributes and events as JSON text, checks as bit masks. Python
+adds what is per request rather than per span: the resources and scopes (few, cached by their
+encoding), the text of doubles, the rare spans the kernels leave to it (key/value lists, nested
+arrays, repeated fields inside one attribute), and the reasons for rejected spans. Logs and metrics
+use the generated classes row by row: they are fewer and their cost is elsewhere (templating).
 """
 
 from __future__ import annotations
 
-from itertools import chain
+import json
+import math
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
 
 from rca.errors import InvalidInput
 from rca.ingest.batch import SCHEMAS, Batch, body_text, resource_identity, to_json
 
-_I64_MAX = np.uint64(2**63 - 1)
-_ZERO_PARENT = bytes(8)
+_SPANS = SCHEMAS["spans"]
+_REASONS = ("traceId must be 16 bytes", "spanId must be 8 bytes", "parentSpanId must be empty or 8 bytes",
+            "timestamp out of range", "span ends before it starts", "kind out of range 0..5",
+            "status code out of range 0..2", "traceId/spanId is all zeros")  # bit k of otlp_wire's BAD
 
 
-def _lite_trace_request():
-    """ExportTraceServiceRequest's wire layout, with Span.attributes/events/status and the resource and
-    scope left as raw bytes (parsed only where present; attribute pairs are cached by their encoding)."""
+@lru_cache(maxsize=1)
+def _lite_span():
+    """Span's wire layout with attributes and events kept as raw bytes (each is parsed on its own, so
+    protobuf's nesting limit counts from it), for the spans the kernels leave to Python."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     F = descriptor_pb2.FieldDescriptorProto
-    one, many = F.LABEL_OPTIONAL, F.LABEL_REPEATED
-    messages = {
-        "Request": [("resource_spans", 1, F.TYPE_MESSAGE, many, ".rca_lite.ResourceSpans")],
-        "ResourceSpans": [("resource", 1, F.TYPE_BYTES, one, ""),
-                          ("scope_spans", 2, F.TYPE_MESSAGE, many, ".rca_lite.ScopeSpans")],
-        "ScopeSpans": [("scope", 1, F.TYPE_BYTES, one, ""), ("spans", 2, F.TYPE_MESSAGE, many, ".rca_lite.Span")],
-        "Span": [("trace_id", 1, F.TYPE_BYTES, one, ""), ("span_id", 2, F.TYPE_BYTES, one, ""),
-                 ("parent_span_id", 4, F.TYPE_BYTES, one, ""), ("name", 5, F.TYPE_STRING, one, ""),
-                 ("kind", 6, F.TYPE_INT32, one, ""), ("start_time_unix_nano", 7, F.TYPE_FIXED64, one, ""),
-                 ("end_time_unix_nano", 8, F.TYPE_FIXED64, one, ""), ("attributes", 9, F.TYPE_BYTES, many, ""),
-                 ("events", 11, F.TYPE_BYTES, many, ""), ("status", 15, F.TYPE_BYTES, one, "")],
-    }
-    fp = descriptor_pb2.FileDescriptorProto(name="rca_lite_trace.proto", package="rca_lite", syntax="proto3")
-    for msg_name, fields in messages.items():
-        m = fp.message_type.add(name=msg_name)
-        for name, number, typ, label, type_name in fields:
-            f = m.field.add(name=name, number=number, type=typ, label=label)
-            if type_name:
-                f.type_name = type_name
+    fp = descriptor_pb2.FileDescriptorProto(name="rca_lite_span.proto", package="rca_lite", syntax="proto3")
+    m = fp.message_type.add(name="Span")
+    m.field.add(name="attributes", number=9, type=F.TYPE_BYTES, label=F.LABEL_REPEATED)
+    m.field.add(name="events", number=11, type=F.TYPE_BYTES, label=F.LABEL_REPEATED)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fp)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("rca_lite.Request"))
-
-
-LiteTraceRequest = _lite_trace_request()
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("rca_lite.Span"))
 
 
 # ---------------------------------------------------------------- AnyValue
@@ -78,65 +62,21 @@ def attributes(kvs) -> dict:
     return {kv.key: any_value(kv.value) for kv in kvs}
 
 
-class _Fragments(dict):
-    """Serialized KeyValue bytes -> index of its JSON member text (``"key":value``) in ``texts``.
-
-    Each distinct encoding is converted once; SDK spans repeat most of their attribute pairs.
-    """
-
-    def __init__(self, max_size: int = 200_000):
-        super().__init__()
-        self.texts: list[str] = []
-        self.max_size = max_size
-        self.generation = 0
-
-    def __missing__(self, raw: bytes) -> int:
-        from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-
-        if len(self.texts) >= self.max_size:  # bound the memory of long-running servers
-            self.clear()
-            self.texts = []
-            self.generation += 1
-        kv = KeyValue.FromString(raw)
-        self.texts.append(to_json({kv.key: any_value(kv.value)})[1:-1])
-        self[raw] = i = len(self.texts) - 1
-        return i
-
-
-_FRAGMENTS = _Fragments()
-
-
-def _attributes_json(per_span: list) -> pa.Array:
-    """Per-span lists of serialized KeyValues -> JSON object texts, joined in Arrow (no per-span Python)."""
-    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-
-    counts = np.fromiter(map(len, per_span), np.int64, len(per_span))
-    flat = list(chain.from_iterable(per_span))
-    generation = _FRAGMENTS.generation
-    ids = np.fromiter(map(_FRAGMENTS.__getitem__, flat), np.int64, len(flat))
-    texts = _FRAGMENTS.texts  # a clear() swaps in a new list, so this one stays valid
-    if _FRAGMENTS.generation != generation:  # the cache filled up mid-request: convert without it
-        return pa.array([to_json(attributes(KeyValue.FromString(raw) for raw in kvs)) for kvs in per_span])
-    uniq, inverse = np.unique(ids, return_inverse=True)
-    members = pa.array([texts[i] for i in uniq], pa.string()).take(pa.array(inverse.astype(np.int64)))
-    offsets = np.zeros(len(per_span) + 1, np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), members), ",")
-    return pc.binary_join_element_wise("{", joined, "}", "")
-
-
-def _resource(raw: bytes) -> tuple[str, str, str]:
+@lru_cache(maxsize=4096)
+def _resource(raw: bytes) -> tuple[bytes, bytes, bytes]:
+    """A Resource's (JSON, service, pod) as UTF-8, cached by its encoding (a process sends the same one)."""
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
     attrs = attributes(Resource.FromString(raw).attributes) if raw else {}
     service, pod = resource_identity(attrs)
-    return to_json(attrs), service, pod
+    return to_json(attrs).encode(), service.encode(), pod.encode()
 
 
-def _scope_name(raw: bytes) -> str:
+@lru_cache(maxsize=4096)
+def _scope_name(raw: bytes) -> bytes:
     from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 
-    return InstrumentationScope.FromString(raw).name if raw else ""
+    return InstrumentationScope.FromString(raw).name.encode() if raw else b""
 
 
 def _events_json(raw_events: list) -> str:
@@ -149,110 +89,126 @@ def _events_json(raw_events: list) -> str:
     return to_json(out)
 
 
-def _statuses(raw: list[bytes]) -> tuple[list[int], list[str]]:
-    if not any(raw):
-        return [0] * len(raw), [""] * len(raw)
-    from opentelemetry.proto.trace.v1.trace_pb2 import Status
+def _attributes_json(raw_kvs: list) -> str:
+    """Span attributes as one JSON object, one member per KeyValue as sent (repeated keys kept)."""
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-    parsed = {b: Status.FromString(b) for b in set(raw)}
-    return [parsed[b].code for b in raw], [parsed[b].message for b in raw]
+    members = (to_json({kv.key: any_value(kv.value)})[1:-1] for kv in map(KeyValue.FromString, raw_kvs))
+    return "{" + ",".join(members) + "}"
 
 
-def _hex_column(ids: list[bytes]) -> tuple[pa.Array, np.ndarray]:
-    """Byte ids -> lowercase hex strings in one pass (one join, one hex, no per-id objects)."""
-    lens = np.fromiter(map(len, ids), np.int64, len(ids))
-    offsets = np.zeros(len(ids) + 1, np.int32)
-    np.cumsum(lens * 2, out=offsets[1:])
-    data = b"".join(ids).hex().encode("ascii")
-    return pa.StringArray.from_buffers(len(ids), pa.py_buffer(offsets), pa.py_buffer(data)), lens
+def _double_json(x: float) -> str:
+    return json.dumps(x) if math.isfinite(x) else json.dumps(str(x))  # as to_json: non-finite -> "nan"
 
 
 # ---------------------------------------------------------------- traces
-def decode_traces(body: bytes) -> Batch:
+def _malformed(what: str) -> InvalidInput:
+    return InvalidInput(f"malformed OTLP/protobuf traces request: {what}")
+
+
+def _texts(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 texts -> (bytes, int64 offsets), the layout the kernels read."""
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), np.uint8).copy(), offsets
+
+
+def _read(wire, body: bytes):
+    """Run the kernels: count, fill; fill again with the doubles' texts when there are doubles."""
+    b = np.frombuffer(body, np.uint8)
+    n_res, n_scope, n, err, at = wire.count_request(b)
+    if err:
+        raise _malformed(f"{wire.ERRORS[err]} (byte {at})")
+    none = np.zeros(0, np.uint8), np.zeros(1, np.int64)
+    out = wire.fill_request(b, n_res, n_scope, n, *none, False)
+    if not out[-2] and len(out[-3]):
+        out = wire.fill_request(b, n_res, n_scope, n, *_texts([_double_json(x).encode() for x in
+                                                              out[-3].view(np.float64).tolist()]), True)
+    if out[-2]:
+        raise _malformed(f"{wire.ERRORS[out[-2]]} (byte {out[-1]})")
+    return out[:-3]
+
+
+def _string_column(data, offsets: np.ndarray) -> pa.Array:
+    return pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+@lru_cache(maxsize=1024)
+def _group_texts(resources: tuple[bytes, ...], scopes: tuple[bytes, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A request's resources and scopes (as encoded) -> the texts ``otlp_wire.repeat_texts`` reads: the
+    resources' JSON, services, pods, then the scopes' names. Requests from one process repeat them."""
     try:
-        req = LiteTraceRequest.FromString(body)
+        res = [_resource(raw) for raw in resources]
+        names = [_scope_name(raw) if raw is not None else b"" for raw in scopes]
     except DecodeError as exc:
-        raise InvalidInput(f"malformed OTLP/protobuf traces request: {exc}") from exc
-    tid, sid, pid, name, kind, start, end = [], [], [], [], [], [], []
-    attrs, events, status, service, pod, resource, scope = [], [], [], [], [], [], []
-    for rs in req.resource_spans:
-        res_json, svc, pd = _resource(rs.resource)
-        for ss in rs.scope_spans:
-            sp = list(ss.spans)
-            n = len(sp)
-            if not n:
-                continue
-            tid += [s.trace_id for s in sp]
-            sid += [s.span_id for s in sp]
-            pid += [s.parent_span_id for s in sp]
-            name += [s.name for s in sp]
-            kind += [s.kind for s in sp]
-            start += [s.start_time_unix_nano for s in sp]
-            end += [s.end_time_unix_nano for s in sp]
-            attrs += [s.attributes for s in sp]
-            events += [s.events for s in sp]
-            status += [s.status for s in sp]
-            service += [svc] * n
-            pod += [pd] * n
-            resource += [res_json] * n
-            scope += [_scope_name(ss.scope)] * n
-    return _span_batch(tid, sid, pid, name, kind, start, end, attrs, events, status, service, pod, resource, scope)
+        raise _malformed(f"resource or scope: {exc}") from exc
+    return _texts([r[0] for r in res] + [r[1] for r in res] + [r[2] for r in res] + names)
 
 
-def _span_batch(tid, sid, pid, name, kind, start, end, attrs, events, status, service, pod, resource, scope) -> Batch:
+def _repeated_columns(wire, body: bytes, res_rng, scope_rng, ints) -> list[pa.Array]:
+    """resource, service, pod and scope, one per span (scopes without spans are not read, as before)."""
+    resources = tuple(body[lo:hi] if lo >= 0 else b"" for lo, hi in res_rng.tolist())
+    scopes = tuple((body[lo:hi] if lo >= 0 else b"") if k else None for lo, hi, k in scope_rng.tolist())
+    *datas, offs = wire.repeat_texts(*_group_texts(resources, scopes), ints[wire.RESOURCE], ints[wire.SCOPE],
+                                     len(resources))
+    if not len(offs):
+        raise _malformed("request too large to decode (its resources repeated for every span)")
+    return [_string_column(data, offsets) for data, offsets in zip(datas, offs)]
+
+
+def _int_column(values: np.ndarray, dtype) -> pa.Array:
+    return pa.Array.from_buffers(dtype, len(values), [None, pa.py_buffer(values)])
+
+
+def _render_in_python(wire, body: bytes, ints, offs, bufs) -> list[pa.Array]:
+    """Attributes and events of the spans flagged SLOW, spliced into the kernels' columns."""
+    rows = np.flatnonzero(ints[wire.SLOW])
+    attrs, events = [], []
+    try:
+        for lo, hi in zip(ints[wire.SPAN_LO, rows].tolist(), ints[wire.SPAN_HI, rows].tolist()):
+            span = _lite_span().FromString(body[lo:hi])
+            attrs.append(_attributes_json(span.attributes))
+            events.append(_events_json(span.events) if span.events else "[]")
+    except DecodeError as exc:
+        raise _malformed(f"span attributes or events: {exc}") from exc
+    columns = []
+    for row, texts in ((wire.ATTRIBUTES, attrs), (wire.EVENTS, events)):
+        data, offsets = wire.splice_texts(bufs[row], offs[row], rows, *_texts([t.encode() for t in texts]))
+        if not len(offsets):
+            raise _malformed(wire.ERRORS[wire.E_TOO_LARGE])
+        columns.append(_string_column(data, offsets))
+    return columns
+
+
+def decode_traces(body: bytes) -> Batch:
+    from rca.ingest import otlp_wire as wire
+
+    body = bytes(body)
+    ints, offs, bufs, res_rng, scope_rng = _read(wire, body)
+    n = ints.shape[1]
+    strings = [_string_column(bufs[k], offs[k]) for k in range(7)]
+    if ints[wire.SLOW].any():
+        strings[wire.ATTRIBUTES], strings[wire.EVENTS] = _render_in_python(wire, body, ints, offs, bufs)
+    res_json, service, pod, scope = _repeated_columns(wire, body, res_rng, scope_rng, ints)
+    i8, i64 = pa.int8(), pa.int64()
+    table = pa.Table.from_arrays([  # the order of SCHEMAS["spans"]
+        strings[wire.TRACE_ID], strings[wire.SPAN_ID], strings[wire.PARENT_ID], service, pod, strings[wire.NAME],
+        _int_column(ints[wire.KIND].astype(np.int8), i8), _int_column(ints[wire.START], i64),
+        _int_column(ints[wire.END], i64), _int_column(ints[wire.DURATION], i64),
+        _int_column(ints[wire.CODE].astype(np.int8), i8), strings[wire.STATUS_MESSAGE], strings[wire.ATTRIBUTES],
+        strings[wire.EVENTS], res_json, scope,
+    ], schema=_SPANS)
     batch = Batch()
-    n = len(tid)
-    if _ZERO_PARENT in pid:
-        pid = [b"" if p == _ZERO_PARENT else p for p in pid]
-    tid_arr, tid_len = _hex_column(tid)
-    sid_arr, sid_len = _hex_column(sid)
-    pid_arr, pid_len = _hex_column(pid)
-    start_u = np.array(start, np.uint64)
-    end_u = np.array(end, np.uint64)
-    kind_a = np.array(kind, np.int64)
-    codes, messages = _statuses(status)
-    code_a = np.array(codes, np.int64)
-    checks = [
-        (tid_len != 16, "traceId must be 16 bytes"),
-        (sid_len != 8, "spanId must be 8 bytes"),
-        ((pid_len != 0) & (pid_len != 8), "parentSpanId must be empty or 8 bytes"),
-        ((start_u > _I64_MAX) | (end_u > _I64_MAX), "timestamp out of range"),
-        (end_u < start_u, "span ends before it starts"),
-        ((kind_a < 0) | (kind_a > 5), "kind out of range 0..5"),
-        ((code_a < 0) | (code_a > 2), "status code out of range 0..2"),
-    ]
-    if bytes(16) in tid or bytes(8) in sid:  # all-zero ids are as invalid as missing ones
-        checks.append((np.array([t == bytes(16) or s == bytes(8) for t, s in zip(tid, sid)], bool),
-                       "traceId/spanId is all zeros"))
-    bad = np.zeros(n, bool)
-    for mask, _ in checks:
-        bad |= mask
-    n_bad = int(bad.sum())
-    if n_bad:
-        for mask, reason in checks:
-            idx = np.flatnonzero(mask)
+    bad = ints[wire.BAD]
+    if n and bad.any():
+        ok = bad == 0
+        for bit, reason in enumerate(_REASONS):
+            idx = np.flatnonzero(bad & (1 << bit))
             if len(idx):
-                i = int(idx[0])
-                batch.reject("spans", f"span {sid[i].hex() or '?'}: {reason} ({len(idx)} spans)", 0)
-        batch.rejected["spans"] += n_bad
-    start_i = start_u.astype(np.int64)
-    end_i = end_u.astype(np.int64)
-    ev_json = ["[]" if not e else _events_json(e) for e in events] if any(events) else ["[]"] * n
-    cols = {
-        "trace_id": tid_arr, "span_id": sid_arr, "parent_span_id": pid_arr,
-        "service": pa.array(service, pa.string()), "pod": pa.array(pod, pa.string()),
-        "name": pa.array(name, pa.string()), "kind": pa.array(np.where(bad, 0, kind_a).astype(np.int8)),
-        "start_ns": pa.array(start_i), "end_ns": pa.array(end_i), "duration_ns": pa.array(end_i - start_i),
-        "status_code": pa.array(np.where(bad, 0, code_a).astype(np.int8)),
-        "status_message": pa.array(messages, pa.string()),
-        "attributes": pa.array(_attributes_json(attrs), pa.string()),
-        "events": pa.array(ev_json, pa.string()),
-        "resource": pa.array(resource, pa.string()), "scope": pa.array(scope, pa.string()),
-    }
-    schema = SCHEMAS["spans"]
-    table = pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
-    if n_bad:
-        table = table.filter(pa.array(~bad))
+                sid = strings[wire.SPAN_ID][int(idx[0])].as_py()
+                batch.reject("spans", f"span {sid or '?'}: {reason} ({len(idx)} spans)", 0)
+        batch.rejected["spans"] += int(n - ok.sum())
+        table = table.filter(pa.array(ok))
     batch.tables["spans"] = table
     return batch
 

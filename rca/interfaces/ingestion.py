@@ -1,5 +1,9 @@
 """Store a decoded Batch: template the log bodies, infer missing severities, append
-everything in one transaction. Shared by the OTLP/HTTP receiver and `rca ingest`."""
+everything as one batch. Shared by the OTLP/HTTP receiver and `rca ingest`.
+
+Batches are stored concurrently (the store's log lets concurrent appends share
+one fdatasync); only templating is one at a time, and the template state is
+persisted before the rows that refer to its ids are appended."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import pyarrow as pa
 from rca.ingest.batch import Batch
 from rca.interfaces.runtime import Runtime
 
-_write_lock = threading.Lock()
+_template_lock = threading.Lock()
 
 
 def _with_templates(runtime: Runtime, logs: pa.Table) -> pa.Table:
@@ -34,9 +38,9 @@ def store_batch(runtime: Runtime, batch: Batch) -> dict[str, int]:
     tables = {k: v for k, v in batch.tables.items() if v is not None and v.num_rows}
     if not tables:
         return {k: 0 for k in batch.tables}
-    with _write_lock:  # template ids and rows land together, in order
-        if "logs" in tables:
+    if "logs" in tables:
+        with _template_lock:  # ids and the persisted state move together
             tables["logs"] = _with_templates(runtime, tables["logs"])
             runtime.templates.persist(runtime.store)  # before the rows that refer to its ids
-        counts = runtime.store.append_many(tables)
+    counts = runtime.store.append_many(tables)
     return {k: counts.get(k, 0) for k in batch.tables}

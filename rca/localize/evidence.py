@@ -64,6 +64,11 @@ def window_evidence(service: str, sig, tel, start_ns: int, end_ns: int, template
                                          f"example log line of that template in trace {lg['trace_id']}",
                                          span_link(lg["trace_id"], lg["span_id"])))
 
+    broken = sig.details.get("broken_invariants")
+    if broken is not None and service in broken.index and broken.loc[service, "score"] >= 6:
+        evidence += _invariant_evidence(service, broken.loc[service], sig.details.get("invariant_index"), templates,
+                                        window, bits)
+
     ops = sig.details.get("op_mix")
     if ops is not None and service in ops.index and ops.loc[service, "score"] >= 3:
         row = ops.loc[service]
@@ -114,3 +119,35 @@ def window_evidence(service: str, sig, tel, start_ns: int, end_ns: int, template
     return evidence, operation, error_templates, bits
 
 
+def _event_text(key: str, templates) -> tuple[str, int | None]:
+    """(what a person reads, template id or None) for an invariant's event key."""
+    from rca.anomaly.invariants import parse_key
+
+    kind, value = parse_key(key)
+    if kind == "span":
+        return f"{value} (span)", None
+    tid = int(value)
+    return (templates.template_text(tid) if templates is not None else f"template {tid}"), tid
+
+
+def _invariant_evidence(service: str, row, index, templates, window: dict, bits: list[str]) -> list[Evidence]:
+    """A broken log invariant: two events a request normally has equally often, and requests that do not."""
+    (ta, ida), (tb, idb) = _event_text(row["a"], templates), _event_text(row["b"], templates)
+    detail = (f"in {int(row['broken'])} of {int(row['requests'])} requests in the window, {service} had "
+              f"\"{ta[:120]}\" and \"{tb[:120]}\" a different number of times; they normally come in equal numbers "
+              f"(differing in {_share(row['base_rate'])} of {int(row['base_requests'])} other requests), so a code "
+              f"path between them is being cut short or skipped")
+    tid = ida if ida is not None else idb
+    ref = {"service": service, "events": [str(row["a"]), str(row["b"])]}
+    if tid is not None:
+        ref.update(template_id=tid, template=ta if ida is not None else tb)
+        link = "/api/v1/logs?" + urlencode({"service": service, "template_id": tid, **window})
+    else:
+        link = "/api/v1/traces?" + urlencode({"service": service, **window})
+    out = [Evidence("log_template", ref, detail, link)]
+    bits.append(f"requests have \"{ta[:60]}\" without the matching \"{tb[:60]}\"")
+    for trace_id in (index.broken_requests(service, row["a"], row["b"], window["start"], window["end"], limit=2)
+                     if index is not None else []):
+        out.append(Evidence("trace", {"trace_id": trace_id},
+                            f"a request where the two do not match up: trace {trace_id}", f"/api/v1/traces/{trace_id}"))
+    return out

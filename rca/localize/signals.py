@@ -20,6 +20,8 @@ CAP = 30.0
 RESOURCE = re.compile(r"cpu|mem|heap|gc|network|net\.|disk|io\.|thread|fd|restart|oom|load", re.I)
 NETWORK = re.compile(r"network|net\.|tcp|latency\.client|rtt", re.I)
 LATENCY_METRIC = re.compile(r"latency|duration", re.I)
+# node/host-wide metrics are shared by every pod on the machine: they cannot say which service is short
+SHARED_METRIC = re.compile(r"(?:^|\.)(?:node|host|system)\.", re.I)
 
 
 @dataclass
@@ -34,12 +36,14 @@ class ServiceSignals:
     network: pd.Series
     self_time: pd.Series
     silence: pd.Series
+    log_invariant: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     details: dict = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame({"log_mix": self.log_mix, "error_logs": self.error_logs, "op_mix": self.op_mix,
                            "latency": self.latency, "resource": self.resource, "network": self.network,
-                           "self_time": self.self_time, "silence": self.silence})
+                           "self_time": self.self_time, "silence": self.silence,
+                           "log_invariant": self.log_invariant})
         return df.fillna(0.0).clip(lower=0.0, upper=CAP)
 
 
@@ -95,7 +99,7 @@ def metric_signals(metrics: pd.DataFrame, start_ns: int, end_ns: int, baseline: 
     in_w = ((metrics["time_ns"] >= start_ns) & (metrics["time_ns"] < end_ns)).to_numpy()
     shifts = value_shift(metrics, METRIC_KEYS, "value", in_w, baseline=baseline)
     shifts = shifts.dropna(subset=["z"])
-    shifts = shifts[shifts["z"] > 0]
+    shifts = shifts[(shifts["z"] > 0) & ~shifts["name"].str.contains(SHARED_METRIC)]
     res = shifts[shifts["name"].str.contains(RESOURCE) & ~shifts["name"].str.contains(NETWORK)]
     net = shifts[shifts["name"].str.contains(NETWORK)]
     # robust z of a handful of scrapes is coarse: scale down so 3 MADs ~ 1 unit
@@ -184,6 +188,14 @@ def span_patterns(logs: pd.DataFrame) -> pd.DataFrame:
     pattern = g["template_id"].agg(lambda t: ",".join(map(str, sorted(set(int(x) for x in t)))))
     out = pd.DataFrame({"pattern": pattern, "time_ns": g["time_ns"].min()}).reset_index()
     return out[["service", "pattern", "time_ns"]]
+
+
+def invariant_signal(index, start_ns: int, end_ns: int) -> tuple[pd.Series, pd.DataFrame]:
+    """Per service: how far the window breaks a log invariant (a log statement and another statement or
+    span that a request normally has equally often; see ``rca.anomaly.invariants``), in binomial z halved
+    like the self-time shift."""
+    broken = index.score(start_ns, end_ns)
+    return broken["score"] / 2.0, broken
 
 
 def pattern_signal(patterns: pd.DataFrame, start_ns: int, end_ns: int) -> tuple[pd.Series, pd.DataFrame]:

@@ -11,23 +11,24 @@ import pandas as pd
 
 from rca.localize.callgraph import CallGraph, propagate
 from rca.localize.evidence import window_evidence
+from rca.anomaly.invariants import InvariantIndex, statements
 from rca.anomaly.shift import baseline_stats
-from rca.localize.signals import (METRIC_KEYS, SELF_QUANTILE, ServiceSignals, as_rates, log_signals, metric_signals,
-                                  pattern_signal, self_time_frame, self_time_signal, silence_signal, span_patterns,
-                                  span_signals, unreachable_signal)
+from rca.localize.signals import (METRIC_KEYS, SELF_QUANTILE, ServiceSignals, as_rates,
+                                  invariant_signal, log_signals, metric_signals, pattern_signal, self_time_frame,
+                                  self_time_signal, silence_signal, span_patterns, span_signals, unreachable_signal)
 from rca.localize.telemetry import Telemetry
 from rca.model import Evidence, Explanation, Hypothesis
 
 # how much each signal counts toward a service's own anomaly
 WEIGHTS = {"log_mix": 0.5, "error_logs": 1.0, "op_mix": 0.5, "latency": 0.5, "resource": 0.3, "network": 0.3,
-           "self_time": 0.5, "silence": 1.0}
+           "self_time": 0.5, "silence": 1.0, "log_invariant": 0.5}
 THRESHOLD = 3.0
 KIND_OF_SIGNAL = {"resource": "resource", "network": "network", "latency": "latency", "self_time": "latency",
-                  "silence": "error"}  # own score at which a service counts as anomalous
+                  "silence": "error", "log_invariant": "error"}  # own score at which a service counts as anomalous
 NO_CLEAR_CAUSE = "no clear root cause: no service's telemetry in this window differs clearly from its own baseline"
 
 
-def window_signals(tel: Telemetry, start_ns: int, end_ns: int, span_model=None) -> ServiceSignals:
+def window_signals(tel: Telemetry, start_ns: int, end_ns: int, span_model=None, templates=None) -> ServiceSignals:
     spans = tel.spans
     log_mix, err_logs, mix = log_signals(tel.logs, start_ns, end_ns)
     scored = None
@@ -51,9 +52,20 @@ def window_signals(tel: Telemetry, start_ns: int, end_ns: int, span_model=None) 
     patterns = tel.cached("span_patterns", lambda: span_patterns(tel.logs))
     pattern, pattern_mix = pattern_signal(patterns, start_ns, end_ns)
     log_mix = log_mix.combine(pattern, max, fill_value=0.0) if len(pattern) else log_mix
-    return ServiceSignals(log_mix, err_logs, op_mix, latency, resource, network, self_time, silence,
+    invariants = tel.cached("log_invariants", lambda: InvariantIndex(tel.logs, tel.spans,
+                                                                     statement=_statements(tel, templates)))
+    invariant, broken = invariant_signal(invariants, start_ns, end_ns)
+    return ServiceSignals(log_mix, err_logs, op_mix, latency, resource, network, self_time, silence, invariant,
                           details={"log_mix": mix, "op_mix": ops, "scored": scored, "metric_shifts": shifts,
-                                   "self_shifts": self_shifts})
+                                   "self_shifts": self_shifts, "broken_invariants": broken,
+                                   "invariant_index": invariants})
+
+
+def _statements(tel: Telemetry, templates) -> dict[int, int] | None:
+    if templates is None or tel.logs.empty:
+        return None
+    ids = tel.logs["template_id"].dropna().astype("int64").unique()
+    return statements({int(t): templates.template_text(int(t)) for t in ids})
 
 
 def _kind(row: pd.Series, error_templates: bool) -> str:
@@ -70,7 +82,7 @@ def explain_window(tel: Telemetry, start_ns: int, end_ns: int, span_model=None, 
                    max_hypotheses: int = 5) -> Explanation:
     """Rank services for ``[start_ns, end_ns)`` using ``tel`` (the window plus its baseline)."""
     t0 = time.perf_counter()
-    sig = window_signals(tel, start_ns, end_ns, span_model)
+    sig = window_signals(tel, start_ns, end_ns, span_model, templates)
     frame = sig.frame()
     own = sum(frame[k] * w for k, w in WEIGHTS.items()) if not frame.empty else pd.Series(dtype=float)
     graph = CallGraph(tel.service_edges())

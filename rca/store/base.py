@@ -13,12 +13,13 @@ import pandas as pd
 
 
 class Store(Protocol):
-    # -- writes (one writer; each call is one committed, durable batch) --
+    # -- writes: each call is one durable batch (on disk when it returns; visible to every later read);
+    #    safe from several threads at once --
     def append(self, table: str, rows: Any) -> int:
         """Append a pyarrow.Table (or DataFrame) to ``spans``/``logs``/``metrics``; returns rows stored."""
 
     def append_many(self, batches: dict[str, Any]) -> dict[str, int]:
-        """Append several tables in ONE transaction (all or nothing)."""
+        """Append several tables as ONE batch (all or nothing; checked before anything is written)."""
 
     # -- reads --
     def get_trace(self, trace_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,20 +1,28 @@
-"""The embedded default store: one DuckDB file.
+"""The embedded default store: one DuckDB file, fed through a write-ahead log.
 
-One writer (a lock around every write; each write is one transaction, so a
-returned call means committed and durable in DuckDB's WAL); readers use their
-own cursor and see committed data.
+Small appends (an OTLP request's batch) and ``put_state`` are logged first
+(``rca.store.wal``: Arrow IPC, fdatasync'd, concurrent appends sharing one
+fdatasync), so a returned call is durable; a background writer then applies the logged
+batches to DuckDB in large transactions (DuckDB stores 100k+ rows at a time
+for a third of the per-row cost of small commits), each recording the last
+applied log sequence number in the ``state`` table, in the same transaction,
+so a replay after a crash stores every batch exactly once. Every read first
+applies what is logged (an acknowledged batch is visible to the next read),
+opening the store replays what a crash left unapplied, and closing it applies
+everything. Large appends (``rca ingest``) go straight to DuckDB.
 
-Checkpoints (folding the WAL into the compressed table file) are the costly
-part of a commit, so they are not done inline on every 16 MB of WAL as DuckDB
-does by default: a writer checkpoints once writes have paused for
-``IDLE_CHECKPOINT_S`` (or inline when the WAL passes ``WAL_CHECKPOINT_SIZE``
-under sustained load), and on close. Durability is unchanged: a commit is in
-the WAL, which DuckDB replays on open.
+Checkpoints (folding DuckDB's own WAL into the table file) are not done
+inline every 16 MB of WAL as DuckDB does by default: the background writer
+checkpoints once writes have paused for ``IDLE_CHECKPOINT_S`` (or DuckDB
+does inline past ``WAL_CHECKPOINT_SIZE``), and close does.
+
+One writer (a lock around every write); readers use their own cursor.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -24,36 +32,57 @@ import pandas as pd
 import pyarrow as pa
 
 from rca.errors import InvalidInput, NotFound, StoreError
+from rca.ingest.batch import SCHEMAS
 from rca.schema import TABLES
+from rca.store.duck_queries import TelemetryQueries
+from rca.store.wal import SUFFIX, WriteAheadLog
 
 WAL_CHECKPOINT_SIZE = "128MB"
 IDLE_CHECKPOINT_S = 1.0
+APPLIED_KEY = "ingest_log.applied_seq"  # state key: the last log record stored in DuckDB
+APPLY_ROWS = 131_072  # apply logged batches once this many rows wait (DuckDB's row group is 122,880)...
+APPLY_IDLE_S = 0.2  # ...or once appends pause this long...
+APPLY_MAX_DELAY_S = 1.0  # ...or once the oldest has waited this long
+APPLY_MAX_ROWS = 262_144  # rows per apply transaction
+APPLY_RETRY_S = 1.0  # after a failed apply (disk full, I/O error); the batches stay logged
+DIRECT_ROWS = 65_536  # an append this large is one cheap transaction already: straight to DuckDB
+MAX_PENDING_ROWS = 1 << 19  # appends wait while this many logged rows (~250 MB) are not yet applied
 _INDEXES = [
     "CREATE INDEX IF NOT EXISTS spans_trace ON spans(trace_id)",
     "CREATE INDEX IF NOT EXISTS logs_trace ON logs(trace_id)",
 ]
 
 
-class DuckStore:
+class DuckStore(TelemetryQueries):
     def __init__(self, path: str | Path, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
+        self.wal_dir = self.path.with_name(self.path.name + ".ingest-log")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise NotFound(f"no store at {self.path}", {"path": str(self.path)})
+        elif any(self.wal_dir.glob(f"*{SUFFIX}")):  # a server stopped without closing: apply its log first
+            _recover(self.path)
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:  # locked by another process, unreadable file
             raise StoreError(f"cannot open store {self.path}: {exc}", {"path": str(self.path)}) from exc
         self._lock = threading.RLock()
         self._columns: dict[str, list[str]] = {}
+        self._schemas = {table: SCHEMAS[table] for table in TABLES}
         self._closed = False
-        self._dirty = threading.Event()  # set by every commit; the idle checkpointer waits on it
-        self._checkpointer: threading.Thread | None = None
+        self._log: WriteAheadLog | None = None
+        self._wake = threading.Event()  # wakes the background writer
+        self._writer: threading.Thread | None = None
+        self._writer_until = float("inf")  # when the background writer next wakes by itself
+        self._last_append = 0.0
+        self._last_commit: float | None = None  # a commit not yet checkpointed
+        self.apply_error: BaseException | None = None  # the last failed background apply, if any
         if not read_only:
             self._con.execute(f"SET checkpoint_threshold = '{WAL_CHECKPOINT_SIZE}'")
             self._create_schema()
+            self._open_log()
 
     # ------------------------------------------------------------------ schema
     def _create_schema(self) -> None:
@@ -70,13 +99,29 @@ class DuckStore:
                     "AND database_name = current_database() ORDER BY column_index", [table]).fetchall()]
                 if sorted(stored) == sorted(cols):  # else (a table with extra columns): insert by name
                     self._columns[table] = stored
+        for table in TABLES:  # what appends are checked and cast to
+            cols = self._columns.get(table, TABLES[table])
+            self._schemas[table] = pa.schema([SCHEMAS[table].field(c) for c in cols])
+
+    def _open_log(self) -> None:
+        """Open the ingest log and store what a crash left in it."""
+        applied = self.get_state(APPLIED_KEY)
+        try:
+            self._log = WriteAheadLog(self.wal_dir, int(applied or 0), MAX_PENDING_ROWS)
+            recovered = self._log.recover()
+        except (OSError, ValueError, KeyError, pa.ArrowInvalid) as exc:
+            self._con.close()
+            raise StoreError(f"cannot read the ingest log {self.wal_dir}: {exc}", {"path": str(self.wal_dir)}) from exc
+        if recovered:
+            self._drain()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
 
     # ------------------------------------------------------------------ writes
     def _arrow_rows(self, table: str, rows: Any) -> pa.Table | None:
-        """``rows`` as an Arrow table with the stored table's columns in its order (None when empty)."""
+        """``rows`` as an Arrow table of the stored columns (their order and types); None when empty.
+        Checked here, before anything is acknowledged: a logged batch must be storable later."""
         if table not in TABLES:
             raise InvalidInput(f"unknown table {table!r}")
         if rows is None:
@@ -85,11 +130,18 @@ class DuckStore:
             rows = pa.Table.from_pandas(rows, preserve_index=False)
         if rows.num_rows == 0:
             return None
-        cols = self._columns.get(table) or list(TABLES[table])
-        missing = [c for c in TABLES[table] if c not in rows.column_names]
+        names = set(rows.column_names)
+        missing = [c for c in TABLES[table] if c not in names]
         if missing:
             raise InvalidInput(f"{table}: missing columns {missing}")
-        return rows.select(cols)
+        schema = self._schemas[table]
+        rows = rows.select(schema.names)
+        if not rows.schema.equals(schema):
+            try:
+                rows = rows.cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise InvalidInput(f"{table}: {exc}") from exc
+        return rows
 
     def _insert(self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
         if table in self._columns:
@@ -102,160 +154,173 @@ class DuckStore:
         finally:
             con.unregister("_incoming")
 
+    def _insert_all(self, tables: list[tuple[str, pa.Table]], state: dict[str, str] | None = None) -> None:
+        """(Lock held.) Insert ``tables`` (and set state keys) in one transaction."""
+        con = self._con
+        con.begin()
+        try:
+            for table, rows in tables:
+                self._insert(con, table, rows)
+            if state:
+                con.executemany(_PUT_STATE, [[k, v] for k, v in state.items()])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        self._committed()
+
     def append(self, table: str, rows: Any) -> int:
         return self.append_many({table: rows})[table]
 
     def append_many(self, batches: dict[str, Any]) -> dict[str, int]:
         tables = {table: self._arrow_rows(table, rows) for table, rows in batches.items()}
         out = {table: (0 if rows is None else rows.num_rows) for table, rows in tables.items()}
-        todo = [(table, rows) for table, rows in tables.items() if rows is not None]
+        todo = {table: rows for table, rows in tables.items() if rows is not None}
         if not todo:
             return out
-        with self._lock:
-            con = self._con
-            if len(todo) == 1:  # one INSERT statement is its own (atomic) transaction
-                self._insert(con, *todo[0])
-            else:
-                con.begin()
-                try:
-                    for table, rows in todo:
-                        self._insert(con, table, rows)
-                    con.commit()
-                except BaseException:
-                    con.rollback()
-                    raise
-            self._wake_checkpointer()
+        if self._log is None or sum(out.values()) >= DIRECT_ROWS:
+            with self._lock:
+                self._insert_all(list(todo.items()))
+            return out
+        self._logged(self._log.append(todo))
         return out
 
-    # ------------------------------------------------------------------ checkpoints
-    def _wake_checkpointer(self) -> None:
-        self._dirty.set()
-        if self._checkpointer is None:  # holds only a weak reference: an unclosed store can still be freed
-            self._checkpointer = threading.Thread(target=_checkpoint_when_idle, args=(weakref.ref(self), self._dirty),
-                                                  name="rca-checkpoint", daemon=True)
-            self._checkpointer.start()
+    def _logged(self, n_pending: int) -> None:
+        """A batch was logged (durable from here on): make sure the background writer will store it."""
+        now = self._last_append = time.monotonic()
+        if self._writer_until > now + APPLY_IDLE_S or n_pending >= APPLY_ROWS:
+            self._wake_writer()
+
+    # ------------------------------------------------------------------ applying the log
+    def _apply_logged(self, max_rows: int | None) -> bool:
+        """Store the oldest logged batches (up to ``max_rows`` rows) in one transaction; False when none were due."""
+        with self._lock:
+            records = [] if self._closed else self._log.durable(max_rows)
+            if not records:
+                return False
+            parts: dict[str, list[pa.Table]] = {}
+            state = {}
+            for record in records:
+                for table, rows in record.tables.items():
+                    if table == "state":  # put_state calls, in order: the last value of a key wins
+                        state.update(zip(rows.column("key").to_pylist(), rows.column("value").to_pylist()))
+                    else:
+                        parts.setdefault(table, []).append(rows)
+            merged = [(t, ps[0] if len(ps) == 1 else pa.concat_tables(ps).combine_chunks()) for t, ps in parts.items()]
+            state[APPLIED_KEY] = str(records[-1].seq)
+            self._insert_all(merged, state=state)
+            self._log.applied(records[-1].seq)
+        return True
+
+    @property
+    def n_logged_rows(self) -> int:
+        """Rows acknowledged (logged) and not yet stored in DuckDB; the next read stores them first."""
+        return 0 if self._log is None else self._log.n_pending_rows
+
+    def _drain(self) -> None:
+        """Store every batch acknowledged so far (reads call this first)."""
+        log = self._log
+        if log is None or not log.n_pending_rows:
+            return
+        target = log.synced_seq
+        try:
+            while log.applied_seq < target and self._apply_logged(APPLY_MAX_ROWS):
+                pass
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot store logged batches in {self.path}: {exc}", {"path": str(self.path)}) from exc
+
+    # ------------------------------------------------------------------ the background writer
+    def _committed(self) -> None:
+        self._last_commit = time.monotonic()
+        if self._writer_until > self._last_commit + IDLE_CHECKPOINT_S:
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        self._wake.set()
+        if self._writer is None and not self.read_only:  # a weak reference: an unclosed store can still be freed
+            with self._lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=_run_writer, args=(weakref.ref(self), self._wake),
+                                                    name="rca-store-writer", daemon=True)
+                    self._writer.start()
+
+    def _writer_step(self) -> float | None:
+        """One turn of the background writer: apply logged batches when due, checkpoint when idle.
+        Returns how long to sleep (None: the store is closed)."""
+        if self._closed:
+            return None
+        now = time.monotonic()
+        log = self._log
+        if log is not None and log.n_pending_rows:
+            oldest = log.oldest_logged_at() or now
+            wait = min(APPLY_IDLE_S - (now - self._last_append), APPLY_MAX_DELAY_S - (now - oldest))
+            if log.n_pending_rows < APPLY_ROWS and wait > 0:
+                return wait
+            try:
+                applied = self._apply_logged(APPLY_MAX_ROWS)
+            except Exception as exc:  # noqa: BLE001 - disk full, I/O error: the batches stay logged, reads report it
+                self.apply_error = exc
+                return APPLY_RETRY_S
+            self.apply_error = None
+            return 0.0 if applied else 0.002  # (none applied: the next is still being synced)
+        if self._last_commit is not None:
+            idle = now - max(self._last_commit, self._last_append)
+            if idle < IDLE_CHECKPOINT_S:
+                return IDLE_CHECKPOINT_S - idle
+            try:
+                self.checkpoint()
+            except duckdb.TransactionException:  # another transaction is open: after the next pause
+                return IDLE_CHECKPOINT_S
+        return 30.0
 
     def checkpoint(self) -> None:
-        """Fold the WAL into the table file now (close does it too)."""
+        """Fold DuckDB's WAL into the table file now (close does it too)."""
         with self._lock:
             if not self._closed:
+                self._last_commit = None
                 self._con.execute("CHECKPOINT")
 
+    # ------------------------------------------------------------------ raw SQL and state
     def execute(self, sql: str, params: list | tuple | None = None) -> None:
+        self._drain()
         with self._lock:
             self._con.execute(sql, params or [])
+            self._committed()
 
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
+        self._drain()
         return self._cursor().execute(sql, params or []).df()
 
-    # ------------------------------------------------------------------ state
     def get_state(self, key: str) -> str | None:
+        self._drain()
         row = self._cursor().execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
         return None if row is None else row[0]
 
     def put_state(self, key: str, value: str) -> None:
-        with self._lock:
-            self._con.execute(
-                "INSERT INTO state VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value]
-            )
-
-    # ------------------------------------------------------------------ reads
-    def get_trace(self, trace_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        tid = trace_id.strip().lower()
-        cur = self._cursor()
-        spans = cur.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", [tid]).df()
-        if spans.empty:
-            raise NotFound(f"trace {trace_id} not found", {"trace_id": trace_id})
-        logs = cur.execute("SELECT * FROM logs WHERE trace_id = ? ORDER BY time_ns", [tid]).df()
-        return spans, logs
-
-    def list_traces(
-        self, service: str | None = None, start_ns: int | None = None, end_ns: int | None = None, limit: int = 100
-    ) -> pd.DataFrame:
-        where, params = _window("start_ns", start_ns, end_ns)
-        if service:
-            where.append("trace_id IN (SELECT trace_id FROM spans WHERE service = ?" +
-                         "".join(f" AND {w}" for w in where) + ")")
-            params = params + [service] + params
-        cond = " AND ".join(where) or "TRUE"
-        sql = f"""
-            SELECT trace_id,
-                   arg_min(service, CASE WHEN parent_span_id = '' THEN 0 ELSE 1 END * 1e19 + start_ns) AS root_service,
-                   arg_min(name, CASE WHEN parent_span_id = '' THEN 0 ELSE 1 END * 1e19 + start_ns) AS root_operation,
-                   min(start_ns) AS start_ns,
-                   max(end_ns) - min(start_ns) AS duration_ns,
-                   count(*) AS n_spans,
-                   bool_or(status_code = 2) AS error
-            FROM spans WHERE {cond}
-            GROUP BY trace_id ORDER BY start_ns DESC LIMIT ?"""
-        return self._cursor().execute(sql, params + [int(limit)]).df()
-
-    def services(self) -> pd.DataFrame:
-        return self._cursor().execute(
-            """
-            WITH s AS (SELECT service, count(*) n, min(start_ns) f, max(end_ns) l FROM spans GROUP BY service),
-                 g AS (SELECT service, count(*) n, min(time_ns) f, max(time_ns) l FROM logs GROUP BY service),
-                 m AS (SELECT service, count(*) n, min(time_ns) f, max(time_ns) l FROM metrics GROUP BY service)
-            SELECT coalesce(s.service, g.service, m.service) AS service,
-                   coalesce(s.n, 0) AS n_spans, coalesce(g.n, 0) AS n_logs, coalesce(m.n, 0) AS n_metric_points,
-                   least(s.f, g.f, m.f) AS first_ns, greatest(s.l, g.l, m.l) AS last_ns
-            FROM s FULL OUTER JOIN g USING (service) FULL OUTER JOIN m USING (service)
-            ORDER BY service"""
-        ).df()
-
-    def stats(self) -> dict[str, Any]:
-        cur = self._cursor()
-        n_spans, n_traces = cur.execute("SELECT count(*), count(DISTINCT trace_id) FROM spans").fetchone()
-        (n_logs,) = cur.execute("SELECT count(*) FROM logs").fetchone()
-        (n_points,) = cur.execute("SELECT count(*) FROM metrics").fetchone()
-        (n_services,) = cur.execute(
-            "SELECT count(*) FROM (SELECT service FROM spans UNION SELECT service FROM logs UNION SELECT service FROM metrics)"
-        ).fetchone()
-        first, last = self.time_range()
-        return {
-            "path": str(self.path),
-            "n_spans": int(n_spans),
-            "n_traces": int(n_traces),
-            "n_logs": int(n_logs),
-            "n_metric_points": int(n_points),
-            "n_services": int(n_services),
-            "first_ns": first,
-            "last_ns": last,
-        }
-
-    def time_range(self) -> tuple[int | None, int | None]:
-        row = self._cursor().execute(
-            """SELECT min(f), max(l) FROM (
-                 SELECT min(start_ns) f, max(end_ns) l FROM spans
-                 UNION ALL SELECT min(time_ns), max(time_ns) FROM logs
-                 UNION ALL SELECT min(time_ns), max(time_ns) FROM metrics)"""
-        ).fetchone()
-        return (None if row[0] is None else int(row[0]), None if row[1] is None else int(row[1]))
-
-    def _between(self, table: str, tcol: str, start_ns, end_ns, services) -> pd.DataFrame:
-        where, params = _window(tcol, start_ns, end_ns)
-        if services:
-            where.append(f"service IN ({', '.join('?' for _ in services)})")
-            params += list(services)
-        cond = " AND ".join(where) or "TRUE"
-        return self._cursor().execute(f"SELECT * FROM {table} WHERE {cond} ORDER BY {tcol}", params).df()
-
-    def spans_between(self, start_ns, end_ns, services=None) -> pd.DataFrame:
-        return self._between("spans", "start_ns", start_ns, end_ns, services)
-
-    def logs_between(self, start_ns, end_ns, services=None) -> pd.DataFrame:
-        return self._between("logs", "time_ns", start_ns, end_ns, services)
-
-    def metrics_between(self, start_ns, end_ns, services=None) -> pd.DataFrame:
-        return self._between("metrics", "time_ns", start_ns, end_ns, services)
+        """Durable on return; logged like a batch (so it never waits for a large apply) and stored in order
+        with them: state put before a batch is in DuckDB no later than the batch."""
+        if self._log is None:
+            with self._lock:
+                self._con.execute(_PUT_STATE, [key, value])
+                self._committed()
+            return
+        self._logged(self._log.append({"state": pa.table({"key": [str(key)], "value": [str(value)]})}))
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._dirty.set()
-            self._con.close()
-        if self._checkpointer is not None and self._checkpointer is not threading.current_thread():
-            self._checkpointer.join()
+        """Store everything logged, close the log and the database (DuckDB checkpoints on close)."""
+        if self._closed:
+            return
+        try:
+            self._drain()
+        finally:
+            with self._lock:
+                self._closed = True
+                if self._log is not None:
+                    self._log.close()  # its segments are deleted only if everything was stored
+                self._con.close()
+            self._wake.set()
+            if self._writer is not None and self._writer is not threading.current_thread():
+                self._writer.join()
 
     def __enter__(self) -> "DuckStore":
         return self
@@ -264,35 +329,30 @@ class DuckStore:
         self.close()
 
 
-def _checkpoint_when_idle(store_ref: "weakref.ref[DuckStore]", dirty: threading.Event) -> None:
-    """The idle checkpointer: after each write, once no other write came for IDLE_CHECKPOINT_S, checkpoint."""
+_PUT_STATE = "INSERT INTO state VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+
+
+def _run_writer(store_ref: "weakref.ref[DuckStore]", wake: threading.Event) -> None:
+    """The background writer's loop; it holds the store only while working, so an unclosed store can be freed."""
+    wait_s = 0.0
     while True:
-        woke = dirty.wait(30)
-        store = store_ref()
-        if store is None or store._closed:
-            return
-        del store
-        if not woke:
-            continue
-        dirty.clear()
-        if dirty.wait(IDLE_CHECKPOINT_S):  # still writing: wait for a pause
-            continue
+        if wait_s > 0:
+            wake.wait(wait_s)
+        wake.clear()
         store = store_ref()
         if store is None:
             return
         try:
-            store.checkpoint()
-        except duckdb.TransactionException:  # another transaction is open: retry after the next pause
-            dirty.set()
-        del store
+            store._writer_until = float("inf")  # an append meanwhile wakes it again
+            wait_s = store._writer_step()
+            if wait_s is not None:
+                store._writer_until = time.monotonic() + wait_s
+        finally:
+            del store
+        if wait_s is None:
+            return
 
 
-def _window(col: str, start_ns: int | None, end_ns: int | None) -> tuple[list[str], list]:
-    where, params = [], []
-    if start_ns is not None:
-        where.append(f"{col} >= ?")
-        params.append(int(start_ns))
-    if end_ns is not None:
-        where.append(f"{col} < ?")
-        params.append(int(end_ns))
-    return where, params
+def _recover(path: Path) -> None:
+    """Open the store read-write once, so that batches a stopped server logged but had not stored get stored."""
+    DuckStore(path).close()

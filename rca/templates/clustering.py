@@ -16,7 +16,7 @@ the oldest one.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from functools import lru_cache
 
 from drain3.drain import Drain
 
@@ -24,11 +24,15 @@ from rca.templates.masking import PARAM
 
 
 _SKELETON = re.compile(r"<\*>|\d+")
+_ASCII_DIGIT = re.compile(r"[0-9]")
 
 
+@lru_cache(maxsize=65536)
 def looks_variable(token: str) -> bool:
     """A token that carries a value: a placeholder, or anything with a digit in it."""
-    return PARAM in token or any(c.isdigit() for c in token)
+    if PARAM in token or _ASCII_DIGIT.search(token):
+        return True
+    return not token.isascii() and any(c.isdigit() for c in token)
 
 
 def is_wild(token: str) -> bool:
@@ -47,6 +51,13 @@ def values_differ_only(a: str, b: str) -> bool:
 class WordAwareDrain(Drain):
     """Drain whose similarity refuses a template when a differing token is a plain word."""
 
+    @staticmethod
+    def has_numbers(s: str) -> bool:
+        """drain3's test (any ``str.isdigit`` character), without a generator for ASCII."""
+        if s.isascii():
+            return _ASCII_DIGIT.search(s) is not None
+        return any(c.isdigit() for c in s)
+
     def get_seq_distance(self, seq1, seq2, include_params: bool):
         # seq1 is a template, seq2 the line's tokens (same length, checked by the tree)
         n = len(seq1)
@@ -64,60 +75,111 @@ class WordAwareDrain(Drain):
             equal += params
         return equal / n, params
 
+    def fast_match(self, cluster_ids, tokens, sim_th: float, include_params: bool):
+        """drain3's ``fast_match`` (best similarity, then most parameters, first wins) with
+        ``get_seq_distance`` inlined: it runs for every candidate of every new line."""
+        id_to_cluster, param = self.id_to_cluster, self.param_str
+        n = len(tokens)
+        max_sim, max_params, max_cluster = -1, -1, None
+        for cluster_id in cluster_ids:
+            cluster = id_to_cluster.get(cluster_id)
+            if cluster is None:
+                continue
+            equal = params = 0
+            for t, s in zip(cluster.log_template_tokens, tokens):
+                if t == s:
+                    equal += 1
+                elif t == param:
+                    params += 1
+                elif not values_differ_only(t, s):
+                    sim = -1.0
+                    params = 0
+                    break
+            else:
+                sim = (equal + params if include_params else equal) / n if n else 1.0
+            if sim > max_sim or (sim == max_sim and params > max_params):
+                max_sim, max_params, max_cluster = sim, params, cluster
+        return max_cluster if max_sim >= sim_th else None
+
 
 class FamilyIndex:
-    """Templates of one length keyed by their tokens with one position blanked."""
+    """Templates of one length keyed by each half of their tokens.
+
+    A template that differs from another in one position at most shares the other's first
+    half (``tokens[:n // 2]``) or its second half, so the two halves find every candidate."""
 
     def __init__(self, min_family: int):
         self.min_family = min_family
-        self._families: dict[tuple, set[int]] = defaultdict(set)
+        self._halves: dict[tuple, set[int]] = {}  # (n, 0, first half) / (n, 1, second half) -> ids
 
     @staticmethod
-    def _keys(tokens: tuple[str, ...]):
-        """(position, key) pairs; a key hashes the tokens before and after the position."""
+    def _keys(tokens: tuple[str, ...]) -> tuple[tuple, tuple]:
         n = len(tokens)
-        prefix = [hash(n)]
-        for t in tokens:
-            prefix.append(hash((prefix[-1], t)))
-        suffix = [0] * (n + 1)
-        for i in range(n - 1, -1, -1):
-            suffix[i] = hash((suffix[i + 1], tokens[i]))
-        for p in range(n):
-            yield p, (n, p, prefix[p], suffix[p + 1])
+        return (n, 0, tokens[:n // 2]), (n, 1, tokens[n // 2:])
 
     def add(self, tid: int, tokens: tuple[str, ...]) -> None:
-        for _, key in self._keys(tokens):
-            self._families[key].add(tid)
+        if len(tokens) < 3:  # too short to hold a family (see family_of)
+            return
+        halves = self._halves
+        for key in self._keys(tokens):
+            members = halves.get(key)
+            if members is None:
+                halves[key] = {tid}
+            else:
+                members.add(tid)
 
     def remove(self, tid: int, tokens: tuple[str, ...]) -> None:
-        for _, key in self._keys(tokens):
-            members = self._families.get(key)
+        if len(tokens) < 3:
+            return
+        for key in self._keys(tokens):
+            members = self._halves.get(key)
             if members is not None:
                 members.discard(tid)
                 if not members:
-                    del self._families[key]
+                    del self._halves[key]
 
     def family_of(self, tid: int, tokens: tuple[str, ...], lookup) -> tuple[int, set[int]] | None:
         """(position, members) of a family ``tid`` should merge with, or None.
 
-        ``lookup(id)`` gives a member's tokens. Only positions where the members hold words
-        or placeholders count, and at least two other tokens must be plain equal words,
-        so that a family is really one statement with one varying slot."""
-        if sum(not looks_variable(t) for t in tokens) < 3:
+        ``lookup(id)`` gives a member's tokens. The members at a position are the templates
+        equal to ``tokens`` everywhere else; the first position (in order) whose members
+        show a wild value or ``min_family`` different values is the family. At least three
+        tokens must be plain words, so that a family is really one statement with one
+        varying slot."""
+        n = len(tokens)
+        if n < 3:
             return None
-        for p, key in self._keys(tokens):
-            members = self._families.get(key)
-            if not members or members == {tid}:
-                continue
-            rest = _without(tokens, p)  # guard against hash collisions
-            members = {m for m in members if _without(lookup(m), p) == rest} | {tid}
-            if len(members) < 2:
-                continue
+        first, second = self._keys(tokens)
+        halves = self._halves
+        candidates = (halves.get(first, _NONE), halves.get(second, _NONE))
+        n_others = sum(len(c) - (tid in c) for c in candidates)
+        if not n_others or n - sum(map(looks_variable, tokens)) < 3:
+            return None
+        half = n // 2
+        at: dict[int, set[int]] = {}  # position -> templates differing from tokens there only
+        everywhere: set[int] = set()  # templates equal to tokens
+        for members, lo, hi in ((candidates[0], half, n), (candidates[1], 0, half)):  # the other half may differ
+            for m in members:
+                if m == tid:
+                    continue
+                other = lookup(m)
+                diff = -1
+                for i in range(lo, hi):
+                    if other[i] != tokens[i]:
+                        if diff >= 0:
+                            break
+                        diff = i
+                else:
+                    (everywhere if diff < 0 else at.setdefault(diff, set())).add(m)
+        if not at and not everywhere:
+            return None
+        for p in (range(n) if everywhere else sorted(at)):
+            members = at.get(p, set()) | everywhere
+            members.add(tid)
             values = {lookup(m)[p] for m in members}
             if any(is_wild(v) for v in values) or len(values) >= self.min_family:
                 return p, members
         return None
 
 
-def _without(tokens: tuple[str, ...], p: int) -> tuple[str, ...]:
-    return tokens[:p] + tokens[p + 1:]
+_NONE: frozenset[int] = frozenset()

@@ -34,9 +34,39 @@ RULES: list[tuple[str, str]] = [
     ("number", r"(?<![A-Za-z0-9])[-+]?\d+(?:[.,]\d+)*"),
 ]
 
+# characters every match of a rule needs (one of them); rules without an entry need none
+_NEEDS = {"url": ":", "email": "@", "uuid": "-", "timestamp": "-/", "clock": ":", "mac": ":",
+          "ipv6": ":", "ipv4": ".", "hostport": ":", "path": "/", "quoted": "\"'"}
+_FEATURES = ":@-/.\"'"
+_NEEDS_DIGIT = {"timestamp", "clock", "ipv4", "hostport", "hex", "quoted", "quantity", "number"}  # a \d
+_DIGIT_BIT = 1 << len(_FEATURES)
+_ANY_DIGIT = re.compile(r"\d")
+_EARLY_RULES = ("url", "email", "uuid", "timestamp", "ipv4")
 _MASK = re.compile("|".join(f"(?:{p})" for _, p in RULES))
 # well-delimited values that must be masked before the word-level id rules below cut them up
-_EARLY = re.compile("|".join(f"(?:{p})" for n, p in RULES if n in {"url", "email", "uuid", "timestamp", "ipv4"}))
+_EARLY = re.compile("|".join(f"(?:{p})" for n, p in RULES if n in _EARLY_RULES))
+_BY_FEATURES: dict[tuple[bool, int], re.Pattern | None] = {}
+
+
+def _features(t: str) -> int:
+    """Which of ``_FEATURES`` occur in ``t``, as bits, and ``_DIGIT_BIT`` if a digit does."""
+    return ((":" in t) | ("@" in t) << 1 | ("-" in t) << 2 | ("/" in t) << 3 | ("." in t) << 4
+            | ('"' in t) << 5 | ("'" in t) << 6 | (_ANY_DIGIT.search(t) is not None) << 7)
+
+
+def _rules_for(early: bool, features: int) -> re.Pattern | None:
+    """``_EARLY`` or ``_MASK`` without the rules that cannot match a text with ``features``
+    (same order, so the same matches), or None when no rule is left."""
+    key = (early, features)
+    if key not in _BY_FEATURES:
+        present = {c for i, c in enumerate(_FEATURES) if features >> i & 1}
+        kept = [p for n, p in RULES if (not early or n in _EARLY_RULES)
+                and (n not in _NEEDS or present & set(_NEEDS[n]))
+                and (n not in _NEEDS_DIGIT or features & _DIGIT_BIT)]
+        _BY_FEATURES[key] = re.compile("|".join(f"(?:{p})" for p in kept)) if kept else None
+    return _BY_FEATURES[key]
+
+
 # a word holding two or more digit runs (job_1445144423722_0020, broadcast_0_piece0, R02-M1-N0)
 # or a name_number id (blk_-1608999687919862906, task_12)
 _COMPOUND_ID = re.compile(r"(?<![\w\-])[A-Za-z][A-Za-z0-9]*_-?\d+(?![\w\-])|(?<![\w\-])(?=[\w\-]*[A-Za-z])[\w\-]*?\d+[A-Za-z_\-]+\d[\w\-]*(?![\w\-])")
@@ -57,46 +87,223 @@ def _is_id(token: str) -> bool:
     return digits >= 2 and digits * 3 >= len(token)
 
 
+def _id_or_self(m: re.Match) -> str:
+    return PARAM if _is_id(m.group(0)) else m.group(0)
+
+
 def mask_token(token: str) -> str:
-    """One whitespace-free token with its variable parts replaced by ``<*>``."""
-    if not _MAY_VARY.search(token) or _CODE_LOCATION.match(token):
+    """One whitespace-free token with its variable parts replaced by ``<*>``.
+
+    The passes run in a fixed order; a pass is skipped where the token lacks a character
+    every match of it needs (``=`` for key=value, a separator for the early rules, two dots
+    for dotted names, ``#`` or ``:`` for a code location, a digit for most), or holds one no
+    match of it can (``<`` for a whole-word id), which leaves the result unchanged."""
+    if not _MAY_VARY.search(token) or (("#" in token or ":" in token) and _CODE_LOCATION.match(token)):
         return token
-    out = _KEY_VALUE.sub(r"\1=<*>", token)
-    out = _EARLY.sub(PARAM, out)
-    out = _DOTTED.sub(PARAM, out)
-    out = _COMPOUND_ID.sub(PARAM, out)
-    out = _MASK.sub(PARAM, out)
-    return _ID_TOKEN.sub(lambda m: PARAM if _is_id(m.group(0)) else m.group(0), out)
+    if token.isdecimal() and token.isascii():
+        return PARAM
+    out = _KEY_VALUE.sub(r"\1=<*>", token) if "=" in token else token
+    features = _features(out)
+    early = _rules_for(True, features)
+    if early is not None:
+        out = early.sub(PARAM, out)
+        if out.count(".") >= 2:
+            out = _DOTTED.sub(PARAM, out)
+        features = _features(out)
+    if features & _DIGIT_BIT:  # (the compound and whole-word id patterns need a digit)
+        out = _COMPOUND_ID.sub(PARAM, out)
+        features = _features(out)
+    rules = _rules_for(False, features)
+    if rules is not None:
+        out = rules.sub(PARAM, out)
+    # _ID_TOKEN matches a whole token of word characters and dashes only, one with a digit
+    return _ID_TOKEN.sub(_id_or_self, out) if "<" not in out and features & _DIGIT_BIT else out
+
+
+# '<*> KB' / '<*> KB,' / '<*> KB KB': a unit word right after a whole-token placeholder joins it
+_UNITS_ALT = "|".join(sorted(_UNITS, key=len, reverse=True))
+_UNIT_AFTER_PARAM = re.compile(rf"<\*>(?<!\S<\*>)(?: (?:{_UNITS_ALT})(?= ))* (?:{_UNITS_ALT})([,;:.)\]]*)(?!\S)")
+# a bare hex id with a digit and a letter: the hex rule masks it whole (it never repeats)
+_HEX_ID = re.compile(r"(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]+")
+_ONES = bytes.maketrans(b"0123456789", b"1111111111")
+_ASCII_DIGIT = re.compile(r"[0-9]")
+_DIGIT_RUN = re.compile(r"[0-9]+")
+
+
+def digit_shape(text: str) -> bytes:
+    """``text`` (UTF-8) with every ASCII digit made ``1``: a key under which texts mask alike.
+
+    No rule tells one digit from another except the hex prefix ``0x``, which the shape keeps
+    apart (as bytes UTF-8 never holds). So two texts of one shape mask to the same result
+    whenever that result keeps no digit: each digit lay in a part replaced by ``<*>``."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if b"0x" in raw or b"0X" in raw:
+        raw = raw.replace(b"0x", b"\xff\xfe").replace(b"0X", b"\xff\xfd")
+    return raw.translate(_ONES)
+
+
+def digit_shapes(texts: list[str]) -> list[bytes]:
+    """``digit_shape`` of each text, in one pass over all of them where none holds a newline."""
+    raw = "\n".join(texts).encode("utf-8", "surrogatepass")
+    if b"0x" in raw or b"0X" in raw:
+        raw = _HEX_PREFIX.sub(_mark_hex_prefix, raw)
+    shapes = raw.translate(_ONES).split(b"\n")
+    return shapes if len(shapes) == len(texts) else [digit_shape(text) for text in texts]
+
+
+_HEX_PREFIX = re.compile(rb"0[xX]")
+
+
+def _mark_hex_prefix(m: re.Match) -> bytes:
+    return b"\xff\xfe" if m.group() == b"0x" else b"\xff\xfd"
+
+
+def token_shapes(text: str, shape: bytes) -> list[str] | None:
+    """The digit shape of each token of ``text`` (as ``text.split()`` cuts it), as latin-1
+    text, cut from ``shape`` (the ``digit_shape`` of ``text``); None unless ``text`` is ASCII.
+
+    An ASCII text's shape is ASCII but for the ``0x`` marks, which are no whitespace, so it
+    splits where the text does."""
+    return shape.decode("latin-1").split() if text.isascii() else None
+
+
+def keeps_no_digit(masked: str) -> bool:
+    """True when no ASCII digit survived masking, so the result holds for the whole shape."""
+    return _ASCII_DIGIT.search(masked) is None
 
 
 class Masker:
-    """``mask`` with a bounded cache of masked tokens: words and constants repeat, so most
-    tokens of a line are a dictionary lookup."""
+    """``mask`` with bounded caches of masked tokens, by text and by digit shape: words and
+    constants repeat, and so do values of one form (``blk_<digits>``), so most tokens of a
+    line are a dictionary lookup."""
 
     def __init__(self, cache_size: int = 100_000):
         self.cache_size = cache_size
         self._cache: dict[str, str] = {}
+        self._by_shape: dict[str, str] = {}  # digit shape (as latin-1 text) -> masked
+
+    def _mask_new(self, token: str, shape: str | None = None) -> str:
+        cache = self._cache
+        if len(cache) >= self.cache_size:
+            cache.clear()
+        if not _MAY_VARY.search(token):  # a plain word
+            cache[token] = token
+            return token
+        if len(token) >= 8 and _HEX_ID.fullmatch(token):
+            return PARAM  # a fresh hash or id; not worth a cache entry
+        if shape is None:
+            shape = digit_shape(token).decode("latin-1")
+        masked = self._by_shape.get(shape)
+        if masked is None:
+            masked = mask_token(token)
+            if keeps_no_digit(masked):
+                _remember(self._by_shape, shape, masked, self.cache_size)
+        cache[token] = masked
+        return masked
+
+    def mask_tokens(self, tokens: list[str], shapes: list[str] | None = None) -> list[str]:
+        """Each whitespace-free token masked (``mask_token``), through the caches; ``shapes``,
+        when given, are the tokens' ``token_shapes``."""
+        cache = self._cache
+        if shapes is None:
+            return [cache.get(t) or self._mask_new(t) for t in tokens]
+        # a token of a known shape masks as that shape did (plain words and hex ids included:
+        # their shape is theirs alone, or one masked alike)
+        cached, by_shape, mask_new = cache.get, self._by_shape.get, self._mask_new
+        return [cached(t) or by_shape(s) or mask_new(t, s) for t, s in zip(tokens, shapes)]
 
     def mask(self, text: str) -> str:
         """``text`` with each variable part replaced by ``<*>``, runs of placeholders collapsed
         and whitespace normalised to single spaces."""
-        cache = self._cache
-        out: list[str] = []
-        for token in text.split():
-            masked = cache.get(token)
-            if masked is None:
-                masked = mask_token(token)
-                if len(cache) >= self.cache_size:
-                    cache.clear()
-                cache[token] = masked
-            if out and out[-1] == PARAM and masked[:1].isalpha():
-                core = masked.rstrip(",;:.)]")
-                if core in _UNITS:  # '93.0 KB,' -> '<*>,'
-                    out[-1] = PARAM + masked[len(core):]
-                    continue
-            out.append(masked)
-        joined = " ".join(out)
-        return _PARAM_RUN.sub(PARAM, joined) if PARAM in joined else joined
+        return join_masked(self.mask_tokens(text.split()))
+
+
+class _Kept(tuple):
+    """Positions of the digit-keeping tokens of a shape."""
+
+
+class ShapeCache:
+    """Values (template ids) of lines by digit shape, exact for every line it answers.
+
+    Lines of one shape mask alike token by token, and whether a token's result
+    keeps a digit (``ssh2``, ``node-D0``) depends only on its shape. So a shape records the
+    positions of its digit-keeping tokens, and a value is stored under the shape plus the
+    text of those tokens: any line that agrees there masks to the very same text."""
+
+    def __init__(self, limit: int = 200_000):
+        self.limit = limit
+        self._values: dict = {}  # shape -> value or _Kept; (shape, *kept tokens) -> value
+
+    def get(self, line: str, shape: bytes):
+        """The value stored for ``line`` (whose ``digit_shape`` is ``shape``), or None."""
+        value = self._values.get(shape)
+        if value.__class__ is not _Kept:
+            return value
+        tokens = line.split()
+        return self._values.get((shape, *[tokens[i] for i in value]))
+
+    def resolve(self, lines: list[str], shapes: list[bytes], masker: Masker, learn) -> list:
+        """The value of each line (whose ``digit_shape`` is in ``shapes``), in order: the
+        stored one, or else ``learn(masked line)`` (masked by ``masker``), then stored."""
+        values, out, put, mask_tokens = self._values, [], self.put, masker.mask_tokens
+        stored = values.get
+        for line, shape in zip(lines, shapes):
+            value = stored(shape)
+            if value.__class__ is _Kept:
+                tokens = line.split()
+                value = values.get((shape, *[tokens[i] for i in value]))
+            if value is None:
+                tokens = line.split()
+                masked_tokens = mask_tokens(tokens, token_shapes(line, shape))
+                masked = join_masked(masked_tokens)
+                value = learn(masked)
+                put(shape, tokens, masked_tokens, masked, value)
+            out.append(value)
+        return out
+
+    def put(self, shape: bytes, tokens: list[str], masked_tokens: list[str], masked: str, value) -> None:
+        """Remember ``value`` for the line split into ``tokens`` that masked to ``masked``."""
+        values = self._values
+        if len(values) >= self.limit:
+            values.clear()
+        if _ASCII_DIGIT.search(masked) is None:  # keeps_no_digit
+            if values.get(shape).__class__ is not _Kept:  # else: cannot happen, store no guess
+                values[shape] = value
+            return
+        kept = values.get(shape)
+        if kept is None:
+            kept = values[shape] = _kept_positions(masked_tokens)
+        if kept.__class__ is _Kept:  # else: cannot happen, store no guess
+            values[(shape, *[tokens[i] for i in kept])] = value
+
+
+def _kept_positions(masked_tokens: list[str]) -> _Kept:
+    """Positions of the tokens that hold a digit."""
+    joined = " ".join(masked_tokens)
+    kept: list[int] = []
+    i = last = 0
+    for m in _DIGIT_RUN.finditer(joined):
+        i += joined.count(" ", last, m.start())
+        last = m.start()
+        if not kept or kept[-1] != i:
+            kept.append(i)
+    return _Kept(kept)
+
+
+def join_masked(masked_tokens: list[str]) -> str:
+    """Masked tokens as one line: a unit word after a placeholder joins it, runs collapse."""
+    out = " ".join(masked_tokens)
+    if PARAM not in out:
+        return out
+    if _UNIT_AFTER_PARAM.search(out):  # '93.0 KB,' -> '<*>,'
+        out = _UNIT_AFTER_PARAM.sub(r"<*>\1", out)
+    return _PARAM_RUN.sub(PARAM, out) if _PARAM_RUN.search(out) else out
+
+
+def _remember(cache: dict, key, value, limit: int) -> None:
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
 
 
 _DEFAULT = Masker()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterable
 
 from rca.config import Settings
 from rca.errors import InvalidInput, NotFound
 from rca.templates.clustering import FamilyIndex, WordAwareDrain
-from rca.templates.masking import PARAM, Masker
+from rca.templates.masking import PARAM, Masker, ShapeCache, digit_shape, digit_shapes
 
 STATE_KEY = "templates"
 STATE_VERSION = 1
@@ -55,29 +56,49 @@ class LogTemplates:
         self._merged: dict[int, int] = {}  # template id merged away -> template id it joined
         self._families = FamilyIndex(min_family)
         self._by_body: dict[str, int] = {}
+        self._by_shape = ShapeCache(_CACHE_LIMIT)
         self._by_masked: dict[str, int] = {}
         self._masker = Masker()
         self._dirty = False
 
     # ------------------------------------------------------------------ learning
     def learn(self, bodies: Iterable[str]) -> list[int]:
-        """Template id of each body, learning new templates and generalising old ones."""
-        out: list[int] = []
+        """Template id of each body, learning new templates and generalising old ones.
+
+        Ids are canonical as of the end of the call. Most bodies are found in a cache: the
+        exact body, then its digit shape (``masking.digit_shape``), then its masked text;
+        drain3 sees only masked texts it has not seen before."""
         with self._lock:
-            for body in bodies:
-                body = _as_text(body)
-                tid, masked = self._cached(body)
-                if masked is not None:  # the body itself was not cached
-                    if tid is None:
-                        tid = self._learn_masked(masked)
-                        self._remember(self._by_masked, masked, tid)
-                    self._remember(self._by_body, body, tid)
-                tid = self.canonical_id(tid)
-                self._counts[tid] = self._counts.get(tid, 0) + 1
-                out.append(tid)
+            bodies, tids = _distinct(bodies)  # tids: each distinct body, in order of first sight
+            by_body = self._by_body
+            tids.update(zip(tids, map(by_body.get, tids)))
+            new = [body for body, tid in tids.items() if tid is None]
+            if new:
+                learned = self._by_shape.resolve(new, digit_shapes(new), self._masker, self._learn_line)
+                tids.update(zip(new, learned))
+                if len(by_body) + len(new) > _CACHE_LIMIT:
+                    by_body.clear()
+                by_body.update(zip(new, learned))
+            out = list(map(tids.__getitem__, bodies)) if len(tids) < len(bodies) else list(tids.values())
+            if self._merged:
+                canon = {tid: self.canonical_id(tid) for tid in set(out)}
+                out = list(map(canon.__getitem__, out))
             if out:
+                counts = self._counts
+                for tid, n in Counter(out).items():
+                    counts[tid] = counts.get(tid, 0) + n
                 self._dirty = True
         return out
+
+    def _learn_line(self, masked: str) -> int:
+        by_masked = self._by_masked
+        tid = by_masked.get(masked)
+        if tid is None:
+            tid = self._learn_masked(masked)
+            if len(by_masked) >= _CACHE_LIMIT:
+                by_masked.clear()
+            by_masked[masked] = tid
+        return tid
 
     def _learn_masked(self, masked: str) -> int:
         cluster, change = self._miner.drain.add_log_message(masked)
@@ -111,7 +132,7 @@ class LogTemplates:
             keep = min(members)
             merged = list(self._tokens[keep])
             merged[p] = PARAM
-            for m in members:
+            for m in sorted(members):
                 if m != keep:
                     self._families.remove(m, self._tokens.pop(m))
                     self._counts[keep] = self._counts.get(keep, 0) + self._counts.pop(m, 0)
@@ -135,19 +156,15 @@ class LogTemplates:
             tid = self._merged[tid]
         return tid
 
-    def _cached(self, body: str) -> tuple[int | None, str | None]:
-        """(template id from the caches or None, masked body - None when the raw body was cached)."""
+    def _known(self, body: str) -> tuple[int | None, str | None]:
+        """(template id from the caches or None, masked body or None when not needed)."""
         tid = self._by_body.get(body)
+        if tid is None:
+            tid = self._by_shape.get(body, digit_shape(body))
         if tid is not None:
             return tid, None
         masked = self._masker.mask(body)
         return self._by_masked.get(masked), masked
-
-    @staticmethod
-    def _remember(cache: dict[str, int], key: str, tid: int) -> None:
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[key] = tid
 
     # ------------------------------------------------------------------ lookup
     def match(self, bodies: Iterable[str]) -> list[int | None]:
@@ -155,7 +172,7 @@ class LogTemplates:
         out: list[int | None] = []
         with self._lock:
             for body in bodies:
-                tid, masked = self._cached(_as_text(body))
+                tid, masked = self._known(_as_text(body))
                 if tid is None:
                     cluster = self._miner.drain.match(masked, full_search_strategy="fallback")
                     tid = None if cluster is None else cluster.cluster_id
@@ -244,6 +261,19 @@ def _generalise(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
     if len(old) != len(new):
         return new
     return tuple(a if a == b else PARAM for a, b in zip(old, new))
+
+
+def _distinct(bodies: Iterable) -> tuple[list[str], dict[str, None]]:
+    """(the bodies as a list of texts, a dict keyed by the distinct ones in order of first sight)."""
+    bodies = bodies if isinstance(bodies, list) else list(bodies)
+    try:
+        distinct = dict.fromkeys(bodies)
+        if set(map(type, distinct)) <= {str}:
+            return bodies, distinct
+    except TypeError:  # an unhashable body
+        pass
+    bodies = [_as_text(body) for body in bodies]
+    return bodies, dict.fromkeys(bodies)
 
 
 def _as_text(body) -> str:

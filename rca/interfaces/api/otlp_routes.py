@@ -3,13 +3,15 @@
 Responses follow the OTLP/HTTP spec: an Export*ServiceResponse in the request's
 encoding (with ``partial_success`` when some records were rejected), or a
 ``google.rpc.Status`` for a request that cannot be taken at all. A 200 is sent
-only after the data is committed to the store.
+only after the data is durably stored (``Store.append_many``: logged and
+fdatasync'd; concurrent requests share one fdatasync). The body is read on the
+event loop; decompressing, decoding and storing run in a worker thread.
 """
 
 from __future__ import annotations
 
-import threading
 import zlib
+from functools import cache
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -32,7 +34,6 @@ _SIGNALS = {
 }
 # google.rpc.Code for each HTTP status we answer with
 _RPC_CODE = {400: 3, 413: 8, 503: 14}
-_committer_lock = threading.Lock()
 
 
 def _message_class(path: str):
@@ -89,17 +90,6 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
     return out
 
 
-def _committer(request: Request):
-    state = request.app.state
-    if getattr(state, "otlp_committer", None) is None:
-        with _committer_lock:
-            if getattr(state, "otlp_committer", None) is None:
-                from rca.interfaces.api.group_commit import GroupCommitter
-
-                state.otlp_committer = GroupCommitter(state.runtime)
-    return state.otlp_committer
-
-
 def _decode(body: bytes, encoding: str, signal: str):
     if encoding == PROTOBUF:
         from rca.ingest.otlp_proto import decode_proto
@@ -108,6 +98,23 @@ def _decode(body: bytes, encoding: str, signal: str):
     from rca.ingest.otlp_json import decode_json
 
     return decode_json(body, signal)
+
+
+def _decode_and_store(runtime, body: bytes, gzipped: bool, encoding: str, signal: str):
+    """(In a worker thread.) The request's batch, durably stored."""
+    from rca.interfaces.ingestion import store_batch
+
+    if gzipped:
+        body = gunzip_bounded(body, runtime.settings.max_body_bytes)
+    batch = _decode(body, encoding, signal)
+    store_batch(runtime, batch)
+    return batch
+
+
+@cache
+def _accepted(signal: str, encoding: str) -> bytes:
+    """The response to a request taken whole."""
+    return _encode(_message_class(_SIGNALS[signal][0])(), encoding)
 
 
 async def _export(request: Request, signal: str) -> Response:
@@ -120,21 +127,19 @@ async def _export(request: Request, signal: str) -> Response:
         return _status_response(400, f"unsupported Content-Encoding {content_encoding!r}: use gzip or none",
                                 encoding)
     runtime = request.app.state.runtime
-    limit = runtime.settings.max_body_bytes
     try:
-        with _committer(request).incoming() as decode_and_store:  # a commit starting now waits briefly for it
-            body = await _read_body(request, limit)
-            if content_encoding == "gzip":
-                body = gunzip_bounded(body, limit)
-            batch, _ = await run_in_threadpool(decode_and_store, lambda: _decode(body, encoding, signal))
+        body = await _read_body(request, runtime.settings.max_body_bytes)
+        batch = await run_in_threadpool(_decode_and_store, runtime, body, content_encoding == "gzip", encoding,
+                                        signal)
     except RcaError as exc:
         return _status_response(exc.http_status, exc.message, encoding)
     response_cls, counter, table = _SIGNALS[signal]
-    response = _message_class(response_cls)()
     rejected = batch.rejected.get(table, 0)
-    if rejected:
-        setattr(response.partial_success, counter, rejected)
-        response.partial_success.error_message = "; ".join(batch.errors[:5])
+    if not rejected:
+        return Response(_accepted(signal, encoding), status_code=200, media_type=encoding)
+    response = _message_class(response_cls)()
+    setattr(response.partial_success, counter, rejected)
+    response.partial_success.error_message = "; ".join(batch.errors[:5])
     return Response(_encode(response, encoding), status_code=200, media_type=encoding)
 
 

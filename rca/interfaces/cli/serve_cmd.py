@@ -26,6 +26,9 @@ def serve(settings, host: str | None, port: int | None, log_level: str) -> None:
     runtime = Runtime(settings)
     runtime.store  # open now: a locked or unreadable store fails here, with a clear message
     try:
+        from rca.ingest.otlp_wire import warm_up
+
+        warm_up()  # compile the protobuf trace decoder (or load it from numba's cache) before the first request
         click.echo(f"rca: store {settings.db_path}; OTLP/HTTP and API on http://{settings.host}:{settings.port}",
                    err=True)
         uvicorn.run(create_app(runtime), host=settings.host, port=settings.port, log_level=log_level,

@@ -1,0 +1,123 @@
+"""The read side of the DuckDB store: SQL over the telemetry tables.
+
+Each read first stores what the ingest log still holds (``_drain``), so an
+acknowledged batch is visible to the next read; it then runs on its own cursor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from rca.errors import NotFound
+
+
+class TelemetryQueries:
+    """Mixed into ``DuckStore``, which provides ``_drain()`` and ``_cursor()``."""
+
+    def get_trace(self, trace_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        self._drain()
+        tid = trace_id.strip().lower()
+        cur = self._cursor()
+        spans = cur.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", [tid]).df()
+        if spans.empty:
+            raise NotFound(f"trace {trace_id} not found", {"trace_id": trace_id})
+        logs = cur.execute("SELECT * FROM logs WHERE trace_id = ? ORDER BY time_ns", [tid]).df()
+        return spans, logs
+
+    def list_traces(
+        self, service: str | None = None, start_ns: int | None = None, end_ns: int | None = None, limit: int = 100
+    ) -> pd.DataFrame:
+        where, params = _window("start_ns", start_ns, end_ns)
+        self._drain()
+        if service:
+            where.append("trace_id IN (SELECT trace_id FROM spans WHERE service = ?" +
+                         "".join(f" AND {w}" for w in where) + ")")
+            params = params + [service] + params
+        cond = " AND ".join(where) or "TRUE"
+        sql = f"""
+            SELECT trace_id,
+                   arg_min(service, CASE WHEN parent_span_id = '' THEN 0 ELSE 1 END * 1e19 + start_ns) AS root_service,
+                   arg_min(name, CASE WHEN parent_span_id = '' THEN 0 ELSE 1 END * 1e19 + start_ns) AS root_operation,
+                   min(start_ns) AS start_ns,
+                   max(end_ns) - min(start_ns) AS duration_ns,
+                   count(*) AS n_spans,
+                   bool_or(status_code = 2) AS error
+            FROM spans WHERE {cond}
+            GROUP BY trace_id ORDER BY start_ns DESC LIMIT ?"""
+        return self._cursor().execute(sql, params + [int(limit)]).df()
+
+    def services(self) -> pd.DataFrame:
+        self._drain()
+        return self._cursor().execute(
+            """
+            WITH s AS (SELECT service, count(*) n, min(start_ns) f, max(end_ns) l FROM spans GROUP BY service),
+                 g AS (SELECT service, count(*) n, min(time_ns) f, max(time_ns) l FROM logs GROUP BY service),
+                 m AS (SELECT service, count(*) n, min(time_ns) f, max(time_ns) l FROM metrics GROUP BY service)
+            SELECT coalesce(s.service, g.service, m.service) AS service,
+                   coalesce(s.n, 0) AS n_spans, coalesce(g.n, 0) AS n_logs, coalesce(m.n, 0) AS n_metric_points,
+                   least(s.f, g.f, m.f) AS first_ns, greatest(s.l, g.l, m.l) AS last_ns
+            FROM s FULL OUTER JOIN g USING (service) FULL OUTER JOIN m USING (service)
+            ORDER BY service"""
+        ).df()
+
+    def stats(self) -> dict[str, Any]:
+        self._drain()
+        cur = self._cursor()
+        n_spans, n_traces = cur.execute("SELECT count(*), count(DISTINCT trace_id) FROM spans").fetchone()
+        (n_logs,) = cur.execute("SELECT count(*) FROM logs").fetchone()
+        (n_points,) = cur.execute("SELECT count(*) FROM metrics").fetchone()
+        (n_services,) = cur.execute(
+            "SELECT count(*) FROM (SELECT service FROM spans UNION SELECT service FROM logs UNION SELECT service FROM metrics)"
+        ).fetchone()
+        first, last = self.time_range()
+        return {
+            "path": str(self.path),
+            "n_spans": int(n_spans),
+            "n_traces": int(n_traces),
+            "n_logs": int(n_logs),
+            "n_metric_points": int(n_points),
+            "n_services": int(n_services),
+            "first_ns": first,
+            "last_ns": last,
+        }
+
+    def time_range(self) -> tuple[int | None, int | None]:
+        self._drain()
+        row = self._cursor().execute(
+            """SELECT min(f), max(l) FROM (
+                 SELECT min(start_ns) f, max(end_ns) l FROM spans
+                 UNION ALL SELECT min(time_ns), max(time_ns) FROM logs
+                 UNION ALL SELECT min(time_ns), max(time_ns) FROM metrics)"""
+        ).fetchone()
+        return (None if row[0] is None else int(row[0]), None if row[1] is None else int(row[1]))
+
+    def _between(self, table: str, tcol: str, start_ns, end_ns, services) -> pd.DataFrame:
+        self._drain()
+        where, params = _window(tcol, start_ns, end_ns)
+        if services:
+            where.append(f"service IN ({', '.join('?' for _ in services)})")
+            params += list(services)
+        cond = " AND ".join(where) or "TRUE"
+        return self._cursor().execute(f"SELECT * FROM {table} WHERE {cond} ORDER BY {tcol}", params).df()
+
+    def spans_between(self, start_ns, end_ns, services=None) -> pd.DataFrame:
+        return self._between("spans", "start_ns", start_ns, end_ns, services)
+
+    def logs_between(self, start_ns, end_ns, services=None) -> pd.DataFrame:
+        return self._between("logs", "time_ns", start_ns, end_ns, services)
+
+    def metrics_between(self, start_ns, end_ns, services=None) -> pd.DataFrame:
+        return self._between("metrics", "time_ns", start_ns, end_ns, services)
+
+
+def _window(col: str, start_ns: int | None, end_ns: int | None) -> tuple[list[str], list]:
+    where, params = [], []
+    if start_ns is not None:
+        where.append(f"{col} >= ?")
+        params.append(int(start_ns))
+    if end_ns is not None:
+        where.append(f"{col} < ?")
+        params.append(int(end_ns))
+    return where, params
