@@ -87,10 +87,6 @@ def _is_id(token: str) -> bool:
     return digits >= 2 and digits * 3 >= len(token)
 
 
-def _id_or_self(m: re.Match) -> str:
-    return PARAM if _is_id(m.group(0)) else m.group(0)
-
-
 def mask_token(token: str) -> str:
     """One whitespace-free token with its variable parts replaced by ``<*>``.
 
@@ -98,26 +94,41 @@ def mask_token(token: str) -> str:
     every match of it needs (``=`` for key=value, a separator for the early rules, two dots
     for dotted names, ``#`` or ``:`` for a code location, a digit for most), or holds one no
     match of it can (``<`` for a whole-word id), which leaves the result unchanged."""
-    if not _MAY_VARY.search(token) or (("#" in token or ":" in token) and _CODE_LOCATION.match(token)):
+    return _mask_varying(token) if _MAY_VARY.search(token) else token
+
+
+def _mask_varying(token: str) -> str:
+    """``mask_token`` of a token holding a character ``_MAY_VARY`` looks for."""
+    if ("#" in token or ":" in token) and _CODE_LOCATION.match(token):
         return token
     if token.isdecimal() and token.isascii():
         return PARAM
-    out = _KEY_VALUE.sub(r"\1=<*>", token) if "=" in token else token
+    out = _KEY_VALUE.sub(_value_masked, token) if "=" in token else token
     features = _features(out)
     early = _rules_for(True, features)
     if early is not None:
-        out = early.sub(PARAM, out)
+        out, n = early.subn(PARAM, out)
         if out.count(".") >= 2:
-            out = _DOTTED.sub(PARAM, out)
-        features = _features(out)
+            out, n_dotted = _DOTTED.subn(PARAM, out)
+            n += n_dotted
+        if n:  # (features only change with the text)
+            features = _features(out)
     if features & _DIGIT_BIT:  # (the compound and whole-word id patterns need a digit)
-        out = _COMPOUND_ID.sub(PARAM, out)
-        features = _features(out)
+        out, n = _COMPOUND_ID.subn(PARAM, out)
+        if n:
+            features = _features(out)
     rules = _rules_for(False, features)
     if rules is not None:
         out = rules.sub(PARAM, out)
-    # _ID_TOKEN matches a whole token of word characters and dashes only, one with a digit
-    return _ID_TOKEN.sub(_id_or_self, out) if "<" not in out and features & _DIGIT_BIT else out
+    # _ID_TOKEN matches a whole token of word characters and dashes only, one with a digit:
+    # all of ``out`` (which holds no whitespace) or nothing
+    if "<" not in out and features & _DIGIT_BIT and _ID_TOKEN.match(out) and _is_id(out):
+        return PARAM
+    return out
+
+
+def _value_masked(m: re.Match) -> str:
+    return m.group(1) + "=<*>"
 
 
 # '<*> KB' / '<*> KB,' / '<*> KB KB': a unit word right after a whole-token placeholder joins it
@@ -183,21 +194,26 @@ class Masker:
         self._by_shape: dict[str, str] = {}  # digit shape (as latin-1 text) -> masked
 
     def _mask_new(self, token: str, shape: str | None = None) -> str:
-        cache = self._cache
+        """``mask_token(token)``, remembered; ``shape`` (the token's shape), when given, was
+        looked up in ``_by_shape`` already."""
+        cache, by_shape = self._cache, self._by_shape
         if len(cache) >= self.cache_size:
             cache.clear()
-        if not _MAY_VARY.search(token):  # a plain word
+        if not _MAY_VARY.search(token):  # a plain word: its shape, when given, is itself
             cache[token] = token
+            if shape is not None:
+                _remember(by_shape, shape, token, self.cache_size)
             return token
         if len(token) >= 8 and _HEX_ID.fullmatch(token):
             return PARAM  # a fresh hash or id; not worth a cache entry
+        masked = None
         if shape is None:
             shape = digit_shape(token).decode("latin-1")
-        masked = self._by_shape.get(shape)
+            masked = by_shape.get(shape)
         if masked is None:
-            masked = mask_token(token)
+            masked = _mask_varying(token)
             if keeps_no_digit(masked):
-                _remember(self._by_shape, shape, masked, self.cache_size)
+                _remember(by_shape, shape, masked, self.cache_size)
         cache[token] = masked
         return masked
 
@@ -208,9 +224,20 @@ class Masker:
         if shapes is None:
             return [cache.get(t) or self._mask_new(t) for t in tokens]
         # a token of a known shape masks as that shape did (plain words and hex ids included:
-        # their shape is theirs alone, or one masked alike)
-        cached, by_shape, mask_new = cache.get, self._by_shape.get, self._mask_new
-        return [cached(t) or by_shape(s) or mask_new(t, s) for t, s in zip(tokens, shapes)]
+        # their shape is theirs alone, or one masked alike); the rest, by text, by a shape an
+        # earlier token of the line had, or anew
+        by_shape = self._by_shape.get
+        out = list(map(by_shape, shapes))
+        if None in out:
+            cached, mask_new, i = cache.get, self._mask_new, out.index(None)
+            while True:
+                token, shape = tokens[i], shapes[i]
+                out[i] = cached(token) or by_shape(shape) or mask_new(token, shape)
+                try:
+                    i = out.index(None, i + 1)
+                except ValueError:
+                    break
+        return out
 
     def mask(self, text: str) -> str:
         """``text`` with each variable part replaced by ``<*>``, runs of placeholders collapsed
@@ -293,11 +320,13 @@ def _kept_positions(masked_tokens: list[str]) -> _Kept:
 def join_masked(masked_tokens: list[str]) -> str:
     """Masked tokens as one line: a unit word after a placeholder joins it, runs collapse."""
     out = " ".join(masked_tokens)
-    if PARAM not in out:
+    first = out.find(PARAM)
+    if first < 0:
         return out
-    if _UNIT_AFTER_PARAM.search(out):  # '93.0 KB,' -> '<*>,'
+    if out.find("<*> ", first) >= 0 and _UNIT_AFTER_PARAM.search(out):  # '93.0 KB,' -> '<*>,'
         out = _UNIT_AFTER_PARAM.sub(r"<*>\1", out)
-    return _PARAM_RUN.sub(PARAM, out) if _PARAM_RUN.search(out) else out
+    # a run is two placeholders or more
+    return _PARAM_RUN.sub(PARAM, out) if out.find(PARAM, first + 3) >= 0 and _PARAM_RUN.search(out) else out
 
 
 def _remember(cache: dict, key, value, limit: int) -> None:

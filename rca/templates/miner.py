@@ -69,17 +69,17 @@ class LogTemplates:
         exact body, then its digit shape (``masking.digit_shape``), then its masked text;
         drain3 sees only masked texts it has not seen before."""
         with self._lock:
-            bodies, tids = _distinct(bodies)  # tids: each distinct body, in order of first sight
-            by_body = self._by_body
-            tids.update(zip(tids, map(by_body.get, tids)))
-            new = [body for body, tid in tids.items() if tid is None]
+            bodies, distinct = _distinct(bodies)  # each distinct body, in order of first sight
+            by_body = tids = self._by_body  # tids: every body's template id
+            new = [body for body in distinct if body not in by_body]
             if new:
                 learned = self._by_shape.resolve(new, digit_shapes(new), self._masker, self._learn_line)
-                tids.update(zip(new, learned))
-                if len(by_body) + len(new) > _CACHE_LIMIT:
+                if len(by_body) + len(new) > _CACHE_LIMIT:  # the cache starts over: keep the ids apart
+                    tids = dict(zip(distinct, map(by_body.get, distinct)))
+                    tids.update(zip(new, learned))
                     by_body.clear()
                 by_body.update(zip(new, learned))
-            out = list(map(tids.__getitem__, bodies)) if len(tids) < len(bodies) else list(tids.values())
+            out = list(map(tids.__getitem__, bodies))
             if self._merged:
                 canon = {tid: self.canonical_id(tid) for tid in set(out)}
                 out = list(map(canon.__getitem__, out))
