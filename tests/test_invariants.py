@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rca.anomaly.invariants import InvariantIndex, parse_key, statements
+from rca.anomaly.invariants import InvariantIndex, parse_key
 
 S = 1_000_000_000
 MINUTES = 60
@@ -95,14 +95,6 @@ def test_a_log_line_that_stops_following_its_span_is_found():
     assert row["score"] > 6
     # without the spans the log line has no partner that moves with it
     assert "api" not in InvariantIndex(logs).score(*WINDOW).index
-
-
-def test_variants_of_one_log_statement_count_together():
-    texts = {1: "INFO p.c.PriceController#46 [query] types: [<*>:ZhiDa]",
-             2: "INFO p.c.PriceController#46 [query] types: [<*>:GaoTieOne, <*>:GaoTieOne]",
-             3: "INFO p.c.PriceController#39 [query] route <*>", 4: "connection reset by peer",
-             5: "at com.example.Foo.bar(Foo.java:12) failed", 6: "at com.example.Foo.bar(Foo.java:12) retry <*>"}
-    assert statements(texts) == {1: 1, 2: 1, 3: 3, 4: 4, 5: 5, 6: 5}
 
 
 def test_breaks_caused_by_a_failing_callee_are_the_callee_s_not_the_caller_s():

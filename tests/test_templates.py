@@ -244,3 +244,19 @@ def test_templates_cli_reports_counts_and_flags(settings):
 
     res = runner.invoke(cli, home + ["templates", "--since", "yesterday-ish"])
     assert res.exit_code != 0 and "not a time" in str(res.exception)
+
+
+def test_templates_with_one_code_location_are_one_log_statement():
+    miner = LogTemplates(Settings())
+    ids = miner.learn([
+        "INFO p.c.PriceController#46 [query] routeId and train type: [r-1:ZhiDa]",
+        "INFO p.c.PriceController#46 [query] routeId and train type: [r-2:GaoTieOne, r-3:GaoTieOne]",
+        "INFO p.c.PriceController#39 [query] RouteId: r-4",
+        "connection reset by peer",
+        "at com.example.Foo.bar(Foo.java:12) failed",
+    ])
+    assert len(set(ids[:2])) == 2  # drain keeps the two #46 lines apart (different lengths)
+    statement = miner.statements(ids)
+    assert statement[ids[0]] == statement[ids[1]] == min(ids[:2])
+    assert len({statement[i] for i in ids}) == 4
+    assert all(statement[i] == i for i in ids[2:])

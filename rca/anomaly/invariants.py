@@ -7,7 +7,7 @@ that path, requests start to carry an A without its B, while each template's ove
 share of the service's logs may hardly move. This is the invariant mining of Lou et al.
 ("Mining Invariants from Console Logs for System Problem Detection", USENIX ATC 2010),
 kept to its simplest, most common form: count(A) == count(B) in a request, where A is a
-log statement (templates with the same code location are one statement) and B is
+log statement (``LogTemplates.statements``: templates with the same code location are one) and B is
 another statement or a span name.
 
 ``InvariantIndex`` is built once over all loaded telemetry: per service, the requests
@@ -19,7 +19,6 @@ window's rate of broken requests against the rest (the baseline) as a binomial z
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,22 +38,6 @@ SPAN_PAIRS = False  # pairs of two span names are left to the operation mix
 def parse_key(key: str) -> tuple[str, str]:
     """("log", template id) or ("span", operation name)."""
     return ("log", key[len(LOG):]) if key.startswith(LOG) else ("span", key[len(SPAN):])
-
-
-# a code location in a template (logback's %logger#%line, Foo.java:12, app.py:42) names the log statement
-_CODE_LOCATION = re.compile(r"[A-Za-z_$][\w$.]*(?:#|\.(?:java|scala|kt|py|go|js|ts|rb|cs|cpp|c|rs):)\d+")
-
-
-def statements(texts: dict[int, str]) -> dict[int, int]:
-    """Template id -> the id standing for its log statement: templates that carry the same code location
-    are variants of one statement (drain splits a line whose fixed-looking words vary, e.g. a listed train
-    type), so they count together; a template without a location stands for itself."""
-    first: dict[str, int] = {}
-    out = {}
-    for tid in sorted(texts):
-        m = _CODE_LOCATION.search(texts[tid])
-        out[tid] = first.setdefault(m.group(0), tid) if m else tid
-    return out
 
 
 def _log_events(logs: pd.DataFrame, statement: dict[int, int] | None) -> pd.DataFrame:

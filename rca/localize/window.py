@@ -11,7 +11,7 @@ import pandas as pd
 
 from rca.localize.callgraph import CallGraph, propagate
 from rca.localize.evidence import window_evidence
-from rca.anomaly.invariants import InvariantIndex, statements
+from rca.anomaly.invariants import InvariantIndex
 from rca.anomaly.shift import baseline_stats
 from rca.localize.signals import (METRIC_KEYS, SELF_QUANTILE, ServiceSignals, as_rates,
                                   invariant_signal, log_signals, metric_signals, pattern_signal, self_time_frame,
@@ -64,8 +64,7 @@ def window_signals(tel: Telemetry, start_ns: int, end_ns: int, span_model=None, 
 def _statements(tel: Telemetry, templates) -> dict[int, int] | None:
     if templates is None or tel.logs.empty:
         return None
-    ids = tel.logs["template_id"].dropna().astype("int64").unique()
-    return statements({int(t): templates.template_text(int(t)) for t in ids})
+    return templates.statements(tel.logs["template_id"].dropna().astype("int64").unique())
 
 
 def _kind(row: pd.Series, error_templates: bool) -> str:

@@ -77,7 +77,8 @@ _PARAM_RUN = re.compile(r"<\*>(?:(?:[:.,/\-_#]*|,? )<\*>)+")
 _MAY_VARY = re.compile(r"[\d/=@]")
 _UNITS = frozenset("ns us µs ms sec secs seconds B KB KiB MB MiB GB GiB TB bytes".split())
 # a code location (logback's %logger#%line, Class.java:123, app.py:42): it names the log statement, so it stays
-_CODE_LOCATION = re.compile(r"\(?[A-Za-z_$][\w$.]*(?:#|\.(?:java|scala|kt|py|go|js|ts|rb|cs|cpp|c|rs):)\d+\)?[,:;\]]?\Z")
+CODE_LOCATION = r"[A-Za-z_$][\w$.]*(?:#|\.(?:java|scala|kt|py|go|js|ts|rb|cs|cpp|c|rs):)\d+"
+_CODE_LOCATION = re.compile(rf"\(?{CODE_LOCATION}\)?[,:;\]]?\Z")
 _ID_TOKEN = re.compile(r"(?<!\S)(?=\S*\d)(?=[^\s<>]*[A-Za-z])[\w\-]*\d[\w\-]*(?!\S)")
 
 

@@ -8,6 +8,7 @@ same template across calls, persistence and reloads.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -15,9 +16,10 @@ from collections.abc import Iterable
 from rca.config import Settings
 from rca.errors import InvalidInput, NotFound
 from rca.templates.clustering import FamilyIndex, WordAwareDrain
-from rca.templates.masking import PARAM, Masker, ShapeCache, digit_shape, digit_shapes
+from rca.templates.masking import CODE_LOCATION, PARAM, Masker, ShapeCache, digit_shape, digit_shapes
 
 STATE_KEY = "templates"
+_LOCATION_IN = re.compile(CODE_LOCATION)
 STATE_VERSION = 1
 _CACHE_LIMIT = 200_000
 
@@ -148,6 +150,17 @@ class LogTemplates:
         if cluster is not None and cluster.log_template_tokens != tokens:
             cluster.log_template_tokens = tokens
             drain.add_seq_to_prefix_tree(drain.root_node, cluster)
+
+    def statements(self, template_ids: Iterable[int]) -> dict[int, int]:
+        """Template id -> the id standing for its log statement. Templates that carry the same code location
+        (``CODE_LOCATION``) are variants of one statement: drain splits a line whose fixed-looking words vary
+        (a listed train type, say), and such variants count together; a template without one stands alone."""
+        first: dict[str, int] = {}
+        out = {}
+        for tid in sorted({int(t) for t in template_ids}):
+            m = _LOCATION_IN.search(self.template_text(tid))
+            out[tid] = first.setdefault(m.group(0), tid) if m else tid
+        return out
 
     def canonical_id(self, template_id: int) -> int:
         """The id a (possibly merged-away) template id stands for now."""
