@@ -31,7 +31,7 @@ def _op_key(service: pd.Series, name: pd.Series) -> pd.Series:
 class SpanAnomalyModel:
     """scikit-learn manners: hyperparameters in ``__init__``, ``fit`` returns self, fitted state ends in ``_``."""
 
-    def __init__(self, min_samples: int = 50, n_estimators: int = 30, max_samples: int = 256,
+    def __init__(self, min_samples: int = 50, n_estimators: int = 60, max_samples: int = 256,
                  contamination_quantile: float = 0.01, max_fit_samples: int = 2000, random_state: int = 0):
         self.min_samples = min_samples
         self.n_estimators = n_estimators

@@ -46,8 +46,10 @@ def _fit(runtime: Runtime, start_ns: int | None, end_ns: int | None):
         params.append(end_ns)
     cond = " AND ".join(where) or "TRUE"
     store = runtime.store
+    # ordered: the forests subsample rows, so the same data must reach them in the same order every time
     spans = store.query(f"SELECT * FROM spans WHERE trace_id IN (SELECT trace_id FROM spans WHERE {cond} "
-                        f"AND parent_span_id = '' ORDER BY hash(trace_id) LIMIT {MAX_TRAIN_SPANS // 10})", params)
+                        f"AND parent_span_id = '' ORDER BY hash(trace_id) LIMIT {MAX_TRAIN_SPANS // 10}) "
+                        "ORDER BY start_ns, trace_id, span_id", params)
     if spans.empty:
         raise InvalidInput("no spans stored in that range to train on")
     logs = store.query("SELECT trace_id, span_id, severity_number FROM logs WHERE trace_id IN "
