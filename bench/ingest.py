@@ -94,6 +94,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def fan_out(items: list, clients: int, work) -> None:
+    """Run ``work(take)`` in ``clients`` threads; ``take()`` hands out ``items`` in order, then None."""
+    it, lock = iter(items), threading.Lock()
+
+    def take():
+        with lock:
+            return next(it, None)
+
+    threads = [threading.Thread(target=work, args=(take,)) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def end_to_end(payloads: list[bytes], warmup: bytes, n_spans: int, n_traces: int, clients: int) -> float:
     """(c): spans/s from the first request until the whole count is read back through the API."""
     import httpx
@@ -115,17 +130,12 @@ def end_to_end(payloads: list[bytes], warmup: bytes, n_spans: int, n_traces: int
         # warm the decoder and the store with spans of their own (counted out below)
         assert httpx.post(f"{url}/v1/traces", content=warmup, headers=headers, timeout=120).status_code == 200
         before = httpx.get(f"{url}/api/v1/stats", timeout=60).json()
-        queue = list(reversed(payloads))
-        lock, failures = threading.Lock(), []
+        failures = []
 
-        def client() -> None:  # http.client, keep-alive: a light client (httpx costs more CPU than the server)
+        def client(take) -> None:  # http.client, keep-alive: a light client (httpx costs more CPU than the server)
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
             try:
-                while True:
-                    with lock:
-                        if not queue:
-                            return
-                        body = queue.pop()
+                while (body := take()) is not None:
                     conn.request("POST", "/v1/traces", body=body, headers=headers)
                     r = conn.getresponse()
                     r.read()
@@ -134,12 +144,8 @@ def end_to_end(payloads: list[bytes], warmup: bytes, n_spans: int, n_traces: int
             finally:
                 conn.close()
 
-        threads = [threading.Thread(target=client) for _ in range(clients)]
         t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        fan_out(payloads, clients, client)
         t_acked = time.perf_counter()
         after = httpx.get(f"{url}/api/v1/stats", timeout=600).json()  # stores what is still logged, then counts
         print(f"    acked after {t_acked - t0:.2f}s, read back {time.perf_counter() - t_acked:.2f}s later")
@@ -165,24 +171,14 @@ def store_alone(batches: list, n_spans: int, clients: int) -> float:
         with DuckStore(os.path.join(home, "rca.duckdb")) as store:
             store.append_many(batches[0].tables)  # warm; counted out below
             base = store.stats()["n_spans"]
-            queue = list(reversed(batches[1:]))
             n = n_spans - batches[0].counts()["spans"]
-            lock = threading.Lock()
 
-            def writer() -> None:
-                while True:
-                    with lock:
-                        if not queue:
-                            return
-                        batch = queue.pop()
+            def writer(take) -> None:
+                while (batch := take()) is not None:
                     store.append_many(batch.tables)
 
-            threads = [threading.Thread(target=writer) for _ in range(clients)]
             t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            fan_out(batches[1:], clients, writer)
             stored = store.stats()["n_spans"] - base
             elapsed = time.perf_counter() - t0
     finally:

@@ -70,8 +70,8 @@ def callee_failures(spans: pd.DataFrame) -> pd.DataFrame:
     failed = spans["status_code"] == 2
     if not failed.any():
         return pd.DataFrame(columns=cols)
-    pairs = {(s, t) for s, t in zip(spans.loc[failed & (spans["kind"] == 3), "service"],
-                                    spans.loc[failed & (spans["kind"] == 3), "trace_id"])}
+    client = spans[failed & (spans["kind"] == 3)]
+    pairs = set(zip(client["service"], client["trace_id"]))
     traces = spans.loc[failed, "trace_id"].unique()
     sub = spans[spans["trace_id"].isin(traces)]
     parent = {(t, sid): (p, svc) for t, sid, p, svc in zip(sub["trace_id"], sub["span_id"], sub["parent_span_id"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
+from rca.anomaly.invariants import parse_key
 from rca.model import Evidence
 
 ERRORISH = re.compile(r"error|exception|fail|fatal|refused|timeout|timed out|denied|panic", re.I)
@@ -121,8 +122,6 @@ def window_evidence(service: str, sig, tel, start_ns: int, end_ns: int, template
 
 def _event_text(key: str, templates) -> tuple[str, int | None]:
     """(what a person reads, template id or None) for an invariant's event key."""
-    from rca.anomaly.invariants import parse_key
-
     kind, value = parse_key(key)
     if kind == "span":
         return f"{value} (span)", None
