@@ -12,7 +12,11 @@ processor's default send_batch_size):
     read back through the API (which first stores whatever still waits in the ingest log), is complete;
     the span and trace counts are checked;
 (d) the store alone, in this process: the decoded batches appended by ``--clients`` threads to a fresh
-    store, timed until a read sees them all (what (c) costs after decoding, without HTTP).
+    store, timed until a read sees them all (what (c) costs after decoding, without HTTP);
+(e) DuckDB's own ceiling, once for all batch sizes: every decoded span as one Arrow table in one
+    ``INSERT`` into a fresh DuckDB file's spans table (the store's schema), with the store's trace-id
+    index and without it: no HTTP, no decoding, no log, no concurrency; no path that stores spans as
+    DuckDB rows on this machine can beat it.
 Prints the rates and each one's ratio to (a) measured in the same run (the machine may be shared).
 Payloads are made by the OpenTelemetry SDK's own OTLP encoder from SDK spans: 10 services with
 resources, 9-span traces (server -> client -> db), 3-5 attributes per span, some with
@@ -188,6 +192,46 @@ def store_alone(batches: list, n_spans: int, clients: int) -> float:
     return n / elapsed
 
 
+# (e), a leaner layout a redesign could choose: binary ids, names dictionary-encoded, the resource kept once
+# per service elsewhere (so not here)
+_LEAN = """SELECT ('0x' || trace_id)::UHUGEINT AS trace_id, ('0x' || span_id)::UBIGINT AS span_id,
+  CASE WHEN parent_span_id = '' THEN NULL ELSE ('0x' || parent_span_id)::UBIGINT END AS parent_span_id,
+  service, pod, name, kind, start_ns, end_ns, duration_ns, status_code, status_message, attributes, events, scope
+  FROM rows"""
+
+
+def duckdb_ceiling(tables: list, with_index: bool, lean: bool = False) -> float:
+    """(e): spans/s of one INSERT of all ``tables`` (concatenated) into a fresh DuckDB spans table: the
+    store's schema, or (``lean``) the leaner layout above, prepared before the clock starts."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from rca.schema import TABLES
+
+    rows = pa.concat_tables(tables).combine_chunks()
+    home = tempfile.mkdtemp(prefix="rca-bench-")
+    try:
+        con = duckdb.connect(os.path.join(home, "ceiling.duckdb"))
+        if lean:
+            rows = con.sql(_LEAN).to_arrow_table()
+            for c in ("service", "pod", "name", "scope", "status_message"):
+                rows = rows.set_column(rows.column_names.index(c), c, pc.dictionary_encode(rows[c]))
+            con.execute("CREATE TABLE spans AS SELECT * FROM rows LIMIT 0")
+        else:
+            con.execute(f"CREATE TABLE spans ({', '.join(f'{c} {t}' for c, t in TABLES['spans'].items())})")
+        if with_index:
+            con.execute("CREATE INDEX spans_trace ON spans(trace_id)")
+        t0 = time.perf_counter()
+        con.execute("INSERT INTO spans SELECT * FROM rows")
+        elapsed = time.perf_counter() - t0
+        assert con.execute("SELECT count(*) FROM spans").fetchone()[0] == rows.num_rows
+        con.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return rows.num_rows / elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spans", type=int, default=200_000)
@@ -225,10 +269,20 @@ def main() -> None:
             print(f"(d) store alone (append + read back):      {alone:>12,.0f} spans/s  {alone / parse:.3f} x (a)")
             row.append(alone)
         rows.append(row)
+    tables = [decode_proto(p, "traces").tables["spans"] for p in encode_payloads(spans, 8192)]
+    parse = rate(ExportTraceServiceRequest.FromString, encode_payloads(spans, 8192), n)
+    indexed, bare = duckdb_ceiling(tables, True), duckdb_ceiling(tables, False)
+    lean = duckdb_ceiling(tables, True, lean=True)
+    print(f"\n(a) raw protobuf parse, again:              {parse:>12,.0f} spans/s")
+    print(f"(e) DuckDB ceiling, one INSERT, indexed:     {indexed:>12,.0f} spans/s  {indexed / parse:.3f} x (a)")
+    print(f"    ... without the trace-id index:          {bare:>12,.0f} spans/s  {bare / parse:.3f} x (a)")
+    print(f"    ... binary ids, dictionary names, indexed: {lean:>10,.0f} spans/s  {lean / parse:.3f} x (a)")
     print("\nbatch   (c)/(a)   (b)/(a)" + ("   (d)/(a)" if not args.skip_store else ""))
     for row in rows:
         print(f"{row[0]:>5}   {row[3] / row[1]:7.3f}   {row[2] / row[1]:7.3f}"
               + (f"   {row[4] / row[1]:7.3f}" if len(row) > 4 else ""))
+    print(f"  (e)/(a): {indexed / parse:.3f} indexed, {bare / parse:.3f} without the index, "
+          f"{lean / parse:.3f} leaner layout")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from drain3.drain import Drain
+from drain3.drain import Drain, LogCluster
 
 from rca.templates.masking import PARAM
 
@@ -74,6 +74,49 @@ class WordAwareDrain(Drain):
         if include_params:
             equal += params
         return equal / n, params
+
+    def add_log_message(self, content: str):
+        """drain3's ``add_log_message`` (same clusters, ids and update types) without its
+        profiler hooks and delimiter passes, with the tree walk inlined: it runs once for
+        every masked line not seen before."""
+        if self.extra_delimiters:
+            return super().add_log_message(content)
+        tokens = content.split()
+        match = self._search(tokens)
+        if match is None:
+            self.clusters_counter += 1
+            match = LogCluster(tokens, self.clusters_counter)
+            self.id_to_cluster[match.cluster_id] = match
+            self.add_seq_to_prefix_tree(self.root_node, match)
+            return match, "cluster_created"
+        old, param = match.log_template_tokens, self.param_str
+        match.size += 1
+        if old == tuple(tokens):
+            return match, "none"
+        new = tuple([t if t == s else param for t, s in zip(old, tokens)])
+        if new == old:
+            return match, "none"
+        match.log_template_tokens = new
+        return match, "cluster_template_changed"
+
+    def _search(self, tokens: list[str]):
+        """drain3's ``tree_search`` with ``sim_th`` and without parameters counted as equal."""
+        n = len(tokens)
+        node = self.root_node.key_to_child_node.get(str(n))
+        if node is None:
+            return None
+        if n == 0:
+            return self.id_to_cluster.get(node.cluster_ids[0])
+        depth, max_depth, param = 1, self.max_node_depth, self.param_str
+        for token in tokens:
+            if depth >= max_depth or depth == n:
+                break
+            children = node.key_to_child_node
+            node = children.get(token) or children.get(param)
+            if node is None:
+                return None
+            depth += 1
+        return self.fast_match(node.cluster_ids, tokens, self.sim_th, False)
 
     def fast_match(self, cluster_ids, tokens, sim_th: float, include_params: bool):
         """drain3's ``fast_match`` (best similarity, then most parameters, first wins) with

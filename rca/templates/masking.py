@@ -70,6 +70,8 @@ def _rules_for(early: bool, features: int) -> re.Pattern | None:
 # a word holding two or more digit runs (job_1445144423722_0020, broadcast_0_piece0, R02-M1-N0)
 # or a name_number id (blk_-1608999687919862906, task_12)
 _COMPOUND_ID = re.compile(r"(?<![\w\-])[A-Za-z][A-Za-z0-9]*_-?\d+(?![\w\-])|(?<![\w\-])(?=[\w\-]*[A-Za-z])[\w\-]*?\d+[A-Za-z_\-]+\d[\w\-]*(?![\w\-])")
+# what every _COMPOUND_ID match without an underscore holds: a digit, a letter or dash run, a digit
+_TWO_DIGIT_RUNS = re.compile(r"\d[A-Za-z_\-]+\d")
 _KEY_VALUE = re.compile(r"(?<![\w.\-])([A-Za-z_][\w.\-]*)=([^\s,;&)\]}\"']+)")
 # dotted names with a digit somewhere: host names, versions (ec2-52-80.compute.internal, 1.2.3-rc1)
 _DOTTED = re.compile(r"(?<![\w\-.])(?=[\w\-.]*\d)[\w\-]+(?:\.[\w\-]+){2,}(?![\w\-.])")
@@ -114,7 +116,8 @@ def _mask_varying(token: str) -> str:
             n += n_dotted
         if n:  # (features only change with the text)
             features = _features(out)
-    if features & _DIGIT_BIT:  # (the compound and whole-word id patterns need a digit)
+    # (the compound id patterns need a digit, and an underscore or two digit runs apart)
+    if features & _DIGIT_BIT and ("_" in out or _TWO_DIGIT_RUNS.search(out)):
         out, n = _COMPOUND_ID.subn(PARAM, out)
         if n:
             features = _features(out)
@@ -229,7 +232,12 @@ class Masker:
         # earlier token of the line had, or anew
         by_shape = self._by_shape.get
         out = list(map(by_shape, shapes))
-        if None in out:
+        n_new = out.count(None)
+        if n_new > 2:  # a line of mostly new tokens: one pass (else: seek the few)
+            cached, mask_new = cache.get, self._mask_new
+            return [o if o is not None else (cached(t) or by_shape(s) or mask_new(t, s))
+                    for o, t, s in zip(out, tokens, shapes)]
+        if n_new:
             cached, mask_new, i = cache.get, self._mask_new, out.index(None)
             while True:
                 token, shape = tokens[i], shapes[i]
@@ -272,21 +280,38 @@ class ShapeCache:
 
     def resolve(self, lines: list[str], shapes: list[bytes], masker: Masker, learn) -> list:
         """The value of each line (whose ``digit_shape`` is in ``shapes``), in order: the
-        stored one, or else ``learn(masked line)`` (masked by ``masker``), then stored."""
-        values, out, put, mask_tokens = self._values, [], self.put, masker.mask_tokens
-        stored = values.get
+        stored one, or else ``learn(masked line)`` (masked by ``masker``), then stored
+        (``put``, inlined: this loop runs for every new line)."""
+        values, out, mask_tokens, limit = self._values, [], masker.mask_tokens, self.limit
+        stored, append, no_digit = values.get, out.append, _ASCII_DIGIT.search
         for line, shape in zip(lines, shapes):
             value = stored(shape)
-            if value.__class__ is _Kept:
-                tokens = line.split()
-                value = values.get((shape, *[tokens[i] for i in value]))
             if value is None:
-                tokens = line.split()
-                masked_tokens = mask_tokens(tokens, token_shapes(line, shape))
-                masked = join_masked(masked_tokens)
-                value = learn(masked)
-                put(shape, tokens, masked_tokens, masked, value)
-            out.append(value)
+                kept = None
+            elif value.__class__ is _Kept:
+                kept, tokens = value, line.split()
+                value = stored((shape, *[tokens[i] for i in kept]))
+                if value is not None:
+                    append(value)
+                    continue
+            else:
+                append(value)
+                continue
+            tokens = line.split()
+            masked_tokens = mask_tokens(tokens, shape.decode("latin-1").split() if line.isascii() else None)
+            masked = join_masked(masked_tokens)
+            value = learn(masked)
+            append(value)
+            if len(values) >= limit:
+                values.clear()
+                kept = None
+            if no_digit(masked) is None:  # keeps_no_digit: the value holds for the whole shape
+                if kept is None:  # (else: cannot happen, store no guess)
+                    values[shape] = value
+                continue
+            if kept is None:
+                kept = values[shape] = _kept_positions(masked_tokens)
+            values[(shape, *[tokens[i] for i in kept])] = value
         return out
 
     def put(self, shape: bytes, tokens: list[str], masked_tokens: list[str], masked: str, value) -> None:
