@@ -11,6 +11,14 @@ from rca.model import Evidence
 ERRORISH = re.compile(r"error|exception|fail|fatal|refused|timeout|timed out|denied|panic", re.I)
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters at a space, with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", limit // 2, limit)
+    return text[:cut if cut > 0 else limit].rstrip() + " …"
+
+
 def _fmt_ms(ns: float) -> str:
     return f"{ns / 1e6:.1f} ms"
 
@@ -47,7 +55,7 @@ def window_evidence(service: str, sig, tel, start_ns: int, end_ns: int, template
             is_error = bool(ERRORISH.search(text)) or (len(sev) > 0 and float((sev >= 17).mean()) > 0.5)
             error_templates |= is_error and z > 0
             direction = "rose to" if z > 0 else "fell to"
-            detail = (f"log template \"{text[:160]}\" {direction} {_share(w_share)} of {service}'s log lines "
+            detail = (f"log template \"{clip(text, 160)}\" {direction} {_share(w_share)} of {service}'s log lines "
                       f"(baseline {_share(b_share)}); mix shift {row['score']:.1f} robust SDs beyond {service}'s usual "
                       f"variation")
             # a template that vanished has no lines in the window: link to where it used to appear
@@ -55,7 +63,7 @@ def window_evidence(service: str, sig, tel, start_ns: int, end_ns: int, template
             evidence.append(Evidence("log_template", {"service": service, "template_id": tid, "template": text},
                                      detail, "/api/v1/logs?" + urlencode({"service": service, "template_id": tid,
                                                                           **scope})))
-            bits.append(f"log lines like \"{text[:80]}\" {'appeared or grew' if z > 0 else 'vanished or shrank'}")
+            bits.append(f"log lines like \"{clip(text, 120)}\" {'appeared or grew' if z > 0 else 'vanished or shrank'}")
             example = tel.logs[(tel.logs["service"] == service) & (tel.logs["template_id"] == tid)
                                & (tel.logs["time_ns"] >= start_ns) & (tel.logs["time_ns"] < end_ns)
                                & (tel.logs["trace_id"] != "")].head(1)
@@ -133,7 +141,7 @@ def _invariant_evidence(service: str, row, index, templates, window: dict, bits:
     """A broken log invariant: two events a request normally has equally often, and requests that do not."""
     (ta, ida), (tb, idb) = _event_text(row["a"], templates), _event_text(row["b"], templates)
     detail = (f"in {int(row['broken'])} of {int(row['requests'])} requests in the window, {service} had "
-              f"\"{ta[:120]}\" and \"{tb[:120]}\" a different number of times; they normally come in equal numbers "
+              f"\"{clip(ta, 120)}\" and \"{clip(tb, 120)}\" a different number of times; they normally come in equal numbers "
               f"(differing in {_share(row['base_rate'])} of {int(row['base_requests'])} other requests), so a code "
               f"path between them is being cut short or skipped")
     tid = ida if ida is not None else idb
@@ -144,7 +152,7 @@ def _invariant_evidence(service: str, row, index, templates, window: dict, bits:
     else:
         link = "/api/v1/traces?" + urlencode({"service": service, **window})
     out = [Evidence("log_template", ref, detail, link)]
-    bits.append(f"requests have \"{ta[:60]}\" without the matching \"{tb[:60]}\"")
+    bits.append(f"requests have \"{clip(ta, 100)}\" without the matching \"{clip(tb, 100)}\"")
     for trace_id in (index.broken_requests(service, row["a"], row["b"], window["start"], window["end"], limit=2)
                      if index is not None else []):
         out.append(Evidence("trace", {"trace_id": trace_id},

@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from rca.localize.evidence import ERRORISH, span_link
+from rca.localize.evidence import ERRORISH, clip, span_link
 from rca.model import Evidence, Explanation, Hypothesis
 
 SELF_Z = 3.0  # robust SDs of log self time that count as "slow here"
@@ -82,12 +82,12 @@ def explain_trace(trace_id: str, spans: pd.DataFrame, logs: pd.DataFrame, span_m
             if lg["severity_number"] < 13 and not ERRORISH.search(text):
                 continue
             evidence.append(Evidence("log", {"trace_id": trace_id, "span_id": sid},
-                                     f"log: {text[:200]}", span_link(trace_id, sid)))
+                                     f"log: {clip(text, 200)}", span_link(trace_id, sid)))
             tid = lg.get("template_id")
             if templates is not None and tid is not None and tid == tid:
                 evidence.append(Evidence("log_template", {"service": sp["service"], "template_id": int(tid),
                                                           "template": templates.template_text(int(tid))},
-                                         f"template: {templates.template_text(int(tid))[:160]}",
+                                         f"template: {clip(templates.template_text(int(tid)), 160)}",
                                          f"/api/v1/logs?service={sp['service']}&template_id={int(tid)}"))
         why = []
         if slow_origin[sid]:

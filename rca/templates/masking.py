@@ -161,16 +161,9 @@ def digit_shapes(texts: list[str]) -> list[bytes]:
     """``digit_shape`` of each text, in one pass over all of them where none holds a newline."""
     raw = "\n".join(texts).encode("utf-8", "surrogatepass")
     if b"0x" in raw or b"0X" in raw:
-        raw = _HEX_PREFIX.sub(_mark_hex_prefix, raw)
+        raw = raw.replace(b"0x", b"\xff\xfe").replace(b"0X", b"\xff\xfd")
     shapes = raw.translate(_ONES).split(b"\n")
     return shapes if len(shapes) == len(texts) else [digit_shape(text) for text in texts]
-
-
-_HEX_PREFIX = re.compile(rb"0[xX]")
-
-
-def _mark_hex_prefix(m: re.Match) -> bytes:
-    return b"\xff\xfe" if m.group() == b"0x" else b"\xff\xfd"
 
 
 def token_shapes(text: str, shape: bytes) -> list[str] | None:

@@ -89,7 +89,7 @@ def render(result, truth: str | None = None) -> None:
         head += f"  kind={h.kind} role={h.role} score={h.score:.2f}"
         lines = [escape(h.summary)]
         for ev in h.evidence[:6]:
-            lines.append(f"  • [{ev.type}] {escape(ev.detail[:220])}")
+            lines.append(f"  • {escape(f'[{ev.type}]')} {escape(ev.detail)}")
             if ev.link:
                 lines.append(f"      [link]{escape(ev.link)}[/link]")
         style = "red" if h.role == "root_cause" and h.rank == 1 else "white"
