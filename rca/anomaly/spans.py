@@ -20,7 +20,8 @@ from rca.errors import InvalidInput, NotFitted
 
 FEATURES = ["self_z", "duration_z", "children_d", "error", "error_logs"]
 SHARED = "__shared__"
-MODEL_FILE = "spans.skops"
+MODEL_FILE = "spans.forests.npz"  # rca.anomaly.forest_io: JSON parameters + arrays, no pickle
+LEGACY_MODEL_FILE = "spans.skops"  # older rca; not loaded any more
 STATS_FILE = "spans.json"
 
 
@@ -119,29 +120,34 @@ class SpanAnomalyModel:
 
     # ------------------------------------------------------------- persistence
     def save(self, directory: Path) -> None:
-        import skops.io as sio
+        from rca.anomaly.forest_io import save_forests
 
         self._check()
         directory.mkdir(parents=True, exist_ok=True)
-        sio.dump({"models": self.models_}, directory / MODEL_FILE)
+        save_forests(self.models_, directory / MODEL_FILE)
+        (directory / LEGACY_MODEL_FILE).unlink(missing_ok=True)  # superseded; never loaded
         meta = {"params": {k: getattr(self, k) for k in ("min_samples", "n_estimators", "max_samples",
                                                         "contamination_quantile", "max_fit_samples", "random_state")},
-                "thresholds": self.thresholds_, "op_stats": json.loads(self.op_stats_.to_json(orient="split"))}
+                "thresholds": self.thresholds_, "op_stats": self.op_stats_.to_dict(orient="split")}  # exact floats
         (directory / STATS_FILE).write_text(json.dumps(meta))
 
     @classmethod
     def load(cls, directory: Path) -> "SpanAnomalyModel":
-        import skops.io as sio
+        from rca.anomaly.forest_io import load_forests
 
         path = directory / MODEL_FILE
         if not path.exists():
+            if (directory / LEGACY_MODEL_FILE).exists():
+                raise NotFitted(f"the span model in {directory} was saved by an older rca in a format that is no "
+                                "longer loaded: re-run `rca train`")
             raise NotFitted(f"no trained span model in {directory}: run `rca train` first")
-        untrusted = sio.get_untrusted_types(file=path)
-        allowed = [t for t in untrusted if t.startswith(("sklearn.", "numpy."))]
-        if len(allowed) != len(untrusted):
-            raise InvalidInput(f"refusing to load {path}: unexpected types {sorted(set(untrusted) - set(allowed))}")
-        models = sio.load(path, trusted=allowed)["models"]
-        meta = json.loads((directory / STATS_FILE).read_text())
+        models = load_forests(path)
+        try:
+            meta = json.loads((directory / STATS_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"cannot read {directory / STATS_FILE}: {exc}; re-run `rca train`") from exc
+        if not isinstance(meta, dict) or set(meta.get("thresholds") or {}) != set(models):
+            raise InvalidInput(f"{directory / STATS_FILE} does not match {path}: re-run `rca train`")
         self = cls(**meta["params"])
         self.models_ = models
         self.thresholds_ = meta["thresholds"]
