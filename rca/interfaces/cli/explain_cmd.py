@@ -23,9 +23,9 @@ def _time(value: str | None) -> int | None:
 def train(settings: Settings, since: str | None, until: str | None, as_json: bool) -> None:
     """Fit the per-operation span anomaly models on a baseline and save them under the models directory."""
     from rca.interfaces.explaining import train as run_train
-    from rca.interfaces.runtime import Runtime
+    from rca.interfaces.remote import open_for_writing
 
-    runtime = Runtime(settings)
+    runtime = open_for_writing(settings, "train")
     try:
         info = run_train(runtime, _time(since), _time(until))
     finally:
@@ -53,14 +53,21 @@ def explain(settings: Settings, trace_id: str | None, start: str | None, end: st
     rca explain --start 2023-01-29T08:42:09Z --end 2023-01-29T08:45:09Z
     """
     from rca.interfaces.explaining import explain as run_explain
-    from rca.interfaces.runtime import Runtime
+    from rca.interfaces.remote import RunningServer, connect, explanation_from_dict
 
-    runtime = Runtime(settings)
+    start_ns, end_ns = _time(start), _time(end)
+    target = connect(settings)
+    if isinstance(target, RunningServer):  # the server explains (and keeps the result for feedback)
+        doc = target.post("/api/v1/explain", {"trace_id": trace_id, "start": start, "end": end, "use_kb": not no_kb})
+        if as_json:
+            click.echo(json.dumps(doc, default=str))
+        else:
+            render(explanation_from_dict(doc))
+        return
     try:
-        result = run_explain(runtime, trace_id=trace_id, start_ns=_time(start), end_ns=_time(end),
-                             use_kb=not no_kb)
+        result = run_explain(target, trace_id=trace_id, start_ns=start_ns, end_ns=end_ns, use_kb=not no_kb)
     finally:
-        runtime.close()
+        target.close()
     if as_json:
         click.echo(json.dumps(result.to_dict(), default=str))
         return

@@ -72,9 +72,12 @@ def ingest(settings: Settings, paths: tuple[str, ...], as_json: bool) -> None:
     """Load OTLP JSON lines (.jsonl[.gz]), OTLP protobuf files and Jaeger JSON into the store."""
     import json
 
-    from rca.interfaces.runtime import Runtime
+    from rca.ingest.files import find_files
+    from rca.interfaces.remote import open_for_writing
 
-    runtime = Runtime(settings)
+    files = find_files(list(paths))  # a missing path is reported before the store is opened
+    runtime = open_for_writing(settings, "ingest", "send telemetry to it over OTLP/HTTP "
+                               "(POST {url}/v1/traces, /v1/logs, /v1/metrics)")
     try:
         shown = 0
 
@@ -84,7 +87,7 @@ def ingest(settings: Settings, paths: tuple[str, ...], as_json: bool) -> None:
             if shown <= 50:
                 click.echo(f"skipped {problem}", err=True)
 
-        result = ingest_paths(runtime, list(paths), progress=sys.stderr.isatty() and not as_json, on_problem=report)
+        result = ingest_paths(runtime, files, progress=sys.stderr.isatty() and not as_json, on_problem=report)
     finally:
         runtime.close()
     if shown > 50:

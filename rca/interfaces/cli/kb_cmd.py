@@ -1,4 +1,6 @@
-"""`rca kb ...` (the incident knowledge base) and `rca feedback` (confirm/reject a hypothesis)."""
+"""`rca kb ...` (the incident knowledge base) and `rca feedback` (confirm/reject a hypothesis).
+
+While `rca serve` holds the store, every command but `kb reindex` goes through its API."""
 
 from __future__ import annotations
 
@@ -11,11 +13,21 @@ import click
 from rca.config import Settings
 
 
-@contextmanager
-def _kb(settings: Settings):
-    from rca.interfaces.runtime import Runtime
+def _open(settings: Settings):
+    """A ``Runtime`` on the store here, or the ``RunningServer`` holding it."""
+    from rca.interfaces.remote import connect
 
-    runtime = Runtime(settings)
+    return connect(settings)
+
+
+def _is_server(target) -> bool:
+    from rca.interfaces.remote import RunningServer
+
+    return isinstance(target, RunningServer)
+
+
+@contextmanager
+def _kb(runtime):
     try:
         yield runtime.kb
     finally:
@@ -85,13 +97,18 @@ def add(settings: Settings, file_, inc_id, title, summary, service, operation, k
         incidents = read_incident_file(file_)
     else:
         incidents = [incident_from_dict(given)]
-    with _kb(settings) as base:
-        base.add(incidents)
-    if as_json:
-        _echo_json([i.to_dict() for i in incidents])
+    target = _open(settings)
+    if _is_server(target):
+        added = target.post("/api/v1/incidents", [i.to_dict() for i in incidents])["incidents"]
     else:
-        for i in incidents:
-            click.echo(f"added {i.id}: {i.title}")
+        with _kb(target) as base:
+            base.add(incidents)
+        added = [i.to_dict() for i in incidents]
+    if as_json:
+        _echo_json(added)
+    else:
+        for i in added:
+            click.echo(f"added {i['id']}: {i['title']}")
 
 
 @kb.command("import")
@@ -103,8 +120,12 @@ def import_(settings: Settings, file: Path, as_json: bool) -> None:
     from rca.kb.incidents import read_jsonl
 
     incidents = read_jsonl(file)
-    with _kb(settings) as base:
-        base.add(incidents)
+    target = _open(settings)
+    if _is_server(target):
+        target.post("/api/v1/incidents", [i.to_dict() for i in incidents])
+    else:
+        with _kb(target) as base:
+            base.add(incidents)
     if as_json:
         _echo_json({"imported": len(incidents), "ids": [i.id for i in incidents]})
     else:
@@ -117,8 +138,12 @@ def import_(settings: Settings, file: Path, as_json: bool) -> None:
 @click.pass_obj
 def list_(settings: Settings, limit: int, as_json: bool) -> None:
     """List incidents, newest first."""
-    with _kb(settings) as base:
-        rows = [i.to_dict() for i in base.list(limit=limit)]
+    target = _open(settings)
+    if _is_server(target):
+        rows = target.get("/api/v1/incidents", limit=limit)["incidents"]
+    else:
+        with _kb(target) as base:
+            rows = [i.to_dict() for i in base.list(limit=limit)]
     if as_json:
         _echo_json(rows)
     elif not rows:
@@ -133,8 +158,14 @@ def list_(settings: Settings, limit: int, as_json: bool) -> None:
 @click.pass_obj
 def show(settings: Settings, incident_id: str, as_json: bool) -> None:
     """Show one incident."""
-    with _kb(settings) as base:
-        inc = base.get(incident_id).to_dict()
+    from rca.interfaces.remote import segment
+
+    target = _open(settings)
+    if _is_server(target):
+        inc = target.get(f"/api/v1/incidents/{segment(incident_id)}")
+    else:
+        with _kb(target) as base:
+            inc = base.get(incident_id).to_dict()
     if as_json:
         _echo_json(inc)
         return
@@ -148,8 +179,14 @@ def show(settings: Settings, incident_id: str, as_json: bool) -> None:
 @click.pass_obj
 def delete(settings: Settings, incident_id: str) -> None:
     """Delete one incident (store and index)."""
-    with _kb(settings) as base:
-        base.delete(incident_id)
+    from rca.interfaces.remote import segment
+
+    target = _open(settings)
+    if _is_server(target):
+        target.delete(f"/api/v1/incidents/{segment(incident_id)}")
+    else:
+        with _kb(target) as base:
+            base.delete(incident_id)
     click.echo(f"deleted {incident_id}")
 
 
@@ -160,8 +197,12 @@ def delete(settings: Settings, incident_id: str) -> None:
 @click.pass_obj
 def search(settings: Settings, text: str, k: int, as_json: bool) -> None:
     """Find the past incidents most similar to TEXT."""
-    with _kb(settings) as base:
-        rows = [h.to_dict() for h in base.search(text, k)]
+    target = _open(settings)
+    if _is_server(target):
+        rows = target.get("/api/v1/incidents/search", q=text, k=k)["results"]
+    else:
+        with _kb(target) as base:
+            rows = [h.to_dict() for h in base.search(text, k)]
     if as_json:
         _echo_json(rows)
     elif not rows:
@@ -176,7 +217,9 @@ def search(settings: Settings, text: str, k: int, as_json: bool) -> None:
 @click.pass_obj
 def reindex(settings: Settings, reembed: bool, as_json: bool) -> None:
     """Rebuild the FAISS index from the store."""
-    with _kb(settings) as base:
+    from rca.interfaces.remote import open_for_writing
+
+    with _kb(open_for_writing(settings, "kb reindex" + (" --reembed" if reembed else ""))) as base:
         info = base.reindex(reembed=reembed)
     if as_json:
         _echo_json(info)
@@ -194,10 +237,16 @@ def reindex(settings: Settings, reembed: bool, as_json: bool) -> None:
 @click.pass_obj
 def feedback(settings: Settings, explain_id: str, confirm, reject, fix, as_json: bool) -> None:
     """Confirm (--confirm RANK [--fix TEXT]) or reject (--reject RANK) a hypothesis of an explain result."""
+    from rca.interfaces.remote import segment
     from rca.kb.feedback import record_feedback
 
-    with _kb(settings) as base:
-        out = record_feedback(base, explain_id, confirm=confirm, reject=reject, fix=fix)
+    target = _open(settings)
+    if _is_server(target):
+        body = {k: v for k, v in (("confirm", confirm), ("reject", reject), ("fix", fix)) if v is not None}
+        out = target.post(f"/api/v1/explain/{segment(explain_id)}/feedback", body)
+    else:
+        with _kb(target) as base:
+            out = record_feedback(base, explain_id, confirm=confirm, reject=reject, fix=fix)
     if as_json:
         _echo_json(out)
     elif confirm is not None:

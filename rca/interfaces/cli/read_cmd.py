@@ -11,9 +11,14 @@ _SEVERITY = [(21, "FATAL"), (17, "ERROR"), (13, "WARN"), (9, "INFO"), (5, "DEBUG
 
 
 def _open(settings):
-    from rca.interfaces.runtime import Runtime
+    """The store opened read-only here, or the `rca serve` holding it (a ``RunningServer``)."""
+    from rca.interfaces.remote import connect
 
-    return Runtime(settings, read_only=True)
+    return connect(settings, read_only=True)
+
+
+def _plain(rows) -> list[dict]:
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rows]
 
 
 def _severity(n: int, text: str) -> str:
@@ -25,7 +30,6 @@ def _severity(n: int, text: str) -> str:
 def _console():
     """A rich console that does not cut lines when the output is piped (it wraps them in a terminal)."""
     from rich.console import Console
-
 
     console = Console(highlight=False)
     if not console.is_terminal:
@@ -43,20 +47,34 @@ def _echo_json(data) -> None:
 @click.pass_obj
 def trace(settings, trace_id: str, as_json: bool) -> None:
     """Show one trace as a span tree (service, operation, duration, self time, status) with its logs."""
+    from rca.interfaces.remote import RunningServer, segment, trace_view_from_dict
+    from rca.store.trace_view import normalize_trace_id, read_trace
+
+    target = _open(settings)
+    if isinstance(target, RunningServer):
+        doc = target.get(f"/api/v1/traces/{segment(normalize_trace_id(trace_id))}")
+        if as_json:
+            _echo_json(doc)
+        else:
+            print_trace(trace_view_from_dict(doc))
+        return
+    try:
+        view = read_trace(target.store, trace_id)
+    finally:
+        target.close()
+    if as_json:
+        _echo_json(view.to_dict())
+    else:
+        print_trace(view)
+
+
+def print_trace(view) -> None:
+    """A ``TraceView`` as a rich tree: spans under their parents, each span's log lines under it."""
     from rich.markup import escape
     from rich.tree import Tree
 
-    from rca.store.trace_view import read_trace
     from rca.timeutil import format_duration, format_ns
 
-    runtime = _open(settings)
-    try:
-        view = read_trace(runtime.store, trace_id)
-    finally:
-        runtime.close()
-    if as_json:
-        _echo_json(view.to_dict())
-        return
     logs_by_span: dict[str, list] = {}
     for rec in view.logs:
         logs_by_span.setdefault(rec.span_id, []).append(rec)
@@ -100,28 +118,33 @@ def traces(settings, service: str | None, since: str | None, until: str | None, 
     from rich.table import Table
 
     from rca.errors import InvalidInput
+    from rca.interfaces.remote import RunningServer
     from rca.timeutil import format_duration, format_ns, parse_time
 
     start_ns = parse_time(since) if since else None
     end_ns = parse_time(until) if until else None
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise InvalidInput("--until must be after --since")
-    runtime = _open(settings)
-    try:
-        df = runtime.store.list_traces(service=service, start_ns=start_ns, end_ns=end_ns, limit=limit)
-    finally:
-        runtime.close()
+    target = _open(settings)
+    if isinstance(target, RunningServer):
+        rows = target.get("/api/v1/traces", service=service or None, start=since or None, end=until or None,
+                          limit=limit)["traces"]
+    else:
+        try:
+            df = target.store.list_traces(service=service, start_ns=start_ns, end_ns=end_ns, limit=limit)
+        finally:
+            target.close()
+        rows = _plain(df.to_dict("records"))
     if as_json:
-        rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in df.to_dict("records")]
         _echo_json({"traces": rows, "n_traces": len(rows)})
         return
-    if df.empty:
+    if not rows:
         click.echo("no traces in that window" if (since or until or service) else "no traces stored yet")
         return
     table = Table("trace id", "start", "root", "duration", "spans", "error")
-    for r in df.itertuples(index=False):
-        table.add_row(r.trace_id, format_ns(r.start_ns), f"{r.root_service}: {r.root_operation}",
-                      format_duration(r.duration_ns), str(r.n_spans), "[bold red]yes[/]" if r.error else "")
+    for r in rows:
+        table.add_row(r["trace_id"], format_ns(r["start_ns"]), f"{r['root_service']}: {r['root_operation']}",
+                      format_duration(r["duration_ns"]), str(r["n_spans"]), "[bold red]yes[/]" if r["error"] else "")
     _console().print(table)
 
 
@@ -132,17 +155,21 @@ def stats(settings, as_json: bool) -> None:
     """Summarize the store: counts per signal, time range, services."""
     from rich.table import Table
 
+    from rca.interfaces.remote import RunningServer
     from rca.timeutil import format_ns
 
-    runtime = _open(settings)
-    try:
-        summary = runtime.store.stats()
-        services = runtime.store.services()
-    finally:
-        runtime.close()
+    target = _open(settings)
+    if isinstance(target, RunningServer):
+        summary = target.get("/api/v1/stats")
+        services = target.get("/api/v1/services")["services"]
+    else:
+        try:
+            summary = target.store.stats()
+            services = _plain(target.store.services().to_dict("records"))
+        finally:
+            target.close()
     if as_json:
-        _echo_json({**summary, "services": [
-            {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in services.to_dict("records")]})
+        _echo_json({**summary, "services": services})
         return
     console = _console()
     console.print(f"store {summary['path']}")
@@ -150,8 +177,8 @@ def stats(settings, as_json: bool) -> None:
                   f"{summary['n_metric_points']} metric points, {summary['n_services']} services")
     if summary["first_ns"] is not None:
         console.print(f"from {format_ns(summary['first_ns'])} to {format_ns(summary['last_ns'])}")
-    if not services.empty:
+    if services:
         table = Table("service", "spans", "logs", "metric points")
-        for r in services.itertuples(index=False):
-            table.add_row(r.service, str(r.n_spans), str(r.n_logs), str(r.n_metric_points))
+        for r in services:
+            table.add_row(r["service"], str(r["n_spans"]), str(r["n_logs"]), str(r["n_metric_points"]))
         console.print(table)

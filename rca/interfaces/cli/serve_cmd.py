@@ -1,13 +1,21 @@
-"""`rca serve`: the OTLP/HTTP receiver, REST API and web UI on one port."""
+"""`rca serve`: the OTLP/HTTP receiver, REST API and web UI on one port.
+
+Once listening, the server advertises itself in ``<home>/server.json`` (rca.interfaces.remote),
+so that CLI commands on the same home go through its API while it holds the store; the file
+is removed when it stops (Ctrl+C or SIGTERM: both shut down gracefully and close the store).
+"""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import click
 
 
 @click.command()
 @click.option("--host", default=None, help="Address to listen on. Default: $RCA_HOST or 127.0.0.1.")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port. Default: $RCA_PORT or 4318 (OTLP/HTTP).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (0: any free one). Default: $RCA_PORT or 4318 (OTLP/HTTP).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
 @click.pass_obj
@@ -16,22 +24,68 @@ def serve(settings, host: str | None, port: int | None, log_level: str) -> None:
 
     Point any OpenTelemetry SDK or Collector at it unchanged, e.g.
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318.
+    While it runs, the CLI's read and analysis commands on the same home go through its API.
     """
     import uvicorn
 
+    from rca.errors import StoreError
     from rca.interfaces.api.app import create_app
+    from rca.interfaces.remote import advertise, find_server, is_lock_error, reachable_url, withdraw
     from rca.interfaces.runtime import Runtime
 
     settings = settings.with_(host=host or settings.host, port=settings.port if port is None else port)
     runtime = Runtime(settings)
-    runtime.store  # open now: a locked or unreadable store fails here, with a clear message
     try:
-        from rca.ingest.otlp_wire import warm_up
+        runtime.store  # open now: a locked or unreadable store fails here, with a clear message
+    except StoreError as exc:
+        other = find_server(settings, exc) if is_lock_error(exc) else None
+        if other is None:
+            raise
+        raise StoreError(f"{other.busy_head()}: it already serves this home", {"url": other.url}) from exc
 
-        warm_up()  # compile the protobuf trace decoder (or load it from numba's cache) before the first request
-        click.echo(f"rca: store {settings.db_path}; OTLP/HTTP and API on http://{settings.host}:{settings.port}",
+    def started(bound_port: int) -> None:
+        advertise(settings, reachable_url(settings.host, bound_port))
+        click.echo(f"rca: store {settings.db_path}; OTLP/HTTP and API on http://{settings.host}:{bound_port}",
                    err=True)
-        uvicorn.run(create_app(runtime), host=settings.host, port=settings.port, log_level=log_level,
-                    ws="none", lifespan="off", server_header=False)
+
+    class AdvertisingServer(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                started(self.servers[0].sockets[0].getsockname()[1])
+
+    try:
+        with _sigterm_as_interrupt():
+            from rca.ingest.otlp_wire import warm_up
+
+            warm_up()  # compile the protobuf trace decoder (or load it from numba's cache) before the first request
+            config = uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port,
+                                    log_level=log_level, ws="none", lifespan="off", server_header=False)
+            server = AdvertisingServer(config)
+            try:
+                server.run()
+            except KeyboardInterrupt:  # the signal uvicorn re-raises once it has shut down gracefully
+                pass
+        if not server.started:
+            raise SystemExit(1)  # uvicorn has logged why (e.g. the port is taken)
     finally:
+        withdraw(settings)
         runtime.close()
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt, as Ctrl+C does: uvicorn shuts down gracefully on either and then
+    re-raises the signal, which with the default SIGTERM handler would end the process before the store
+    is closed and server.json removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # signals can only be handled there
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

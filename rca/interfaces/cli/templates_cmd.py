@@ -28,17 +28,21 @@ def _console():
 def templates(settings, service: str | None, since: str | None, until: str | None, limit: int, as_json: bool) -> None:
     """Log templates in a window, most frequent first, flagged NEW (not seen before the
     window), RARE (a few lines) and ERROR (error-level lines or error-like text)."""
-    from rca.interfaces.runtime import Runtime
+    from rca.interfaces.remote import RunningServer, connect, template_report_from_dict
     from rca.templates.report import summarize_templates
     from rca.timeutil import parse_time
 
     start_ns = parse_time(since) if since is not None else None
     end_ns = parse_time(until) if until is not None else None
-    runtime = Runtime(settings, read_only=True)
-    try:
-        report = summarize_templates(runtime.store, runtime.templates, service, start_ns, end_ns, limit)
-    finally:
-        runtime.close()
+    target = connect(settings, read_only=True)
+    if isinstance(target, RunningServer):
+        report = template_report_from_dict(target.get("/api/v1/templates", service=service, start=since, end=until,
+                                                      limit=limit))
+    else:
+        try:
+            report = summarize_templates(target.store, target.templates, service, start_ns, end_ns, limit)
+        finally:
+            target.close()
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
