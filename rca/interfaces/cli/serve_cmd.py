@@ -29,10 +29,14 @@ def serve(settings, host: str | None, port: int | None, log_level: str) -> None:
     import uvicorn
 
     from rca.errors import StoreError
+    from rca.ingest.otlp_wire import warm_up
     from rca.interfaces.api.app import create_app
     from rca.interfaces.remote import advertise, find_server, is_lock_error, reachable_url, withdraw
     from rca.interfaces.runtime import Runtime
 
+    # compile the protobuf trace decoder (or load it from numba's cache, ~1 s) before the first request, and
+    # before the store is locked: a first compile takes 20-60 s, during which the CLI could not yet use this server
+    warm_up()
     settings = settings.with_(host=host or settings.host, port=settings.port if port is None else port)
     runtime = Runtime(settings)
     try:
@@ -56,9 +60,6 @@ def serve(settings, host: str | None, port: int | None, log_level: str) -> None:
 
     try:
         with _sigterm_as_interrupt():
-            from rca.ingest.otlp_wire import warm_up
-
-            warm_up()  # compile the protobuf trace decoder (or load it from numba's cache) before the first request
             config = uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port,
                                     log_level=log_level, ws="none", lifespan="off", server_header=False)
             server = AdvertisingServer(config)
