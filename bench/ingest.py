@@ -276,7 +276,7 @@ def main() -> None:
     tables = [decode_proto(p, "traces").tables["spans"] for p in payloads]
     parse = rate(ExportTraceServiceRequest.FromString, payloads, n)
     decode_cpu = 1 / rate(lambda p: decode_proto(p, "traces"), payloads, n)  # one thread: its wall time is CPU time
-    cpus = os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     print(f"\n(a) raw protobuf parse, again:              {parse:>12,.0f} spans/s; decoding {decode_cpu * 1e6:.2f} us "
           "CPU per span")
     bounds = []
@@ -294,6 +294,7 @@ def main() -> None:
               + (f"   {row[4] / row[1]:7.3f}" if len(row) > 4 else ""))
     print("bound (e) for any ingest storing spans as DuckDB rows: "
           + ", ".join(f"{ratio:.3f} x (a) ({label})" for label, ratio in bounds))
+
 
 if __name__ == "__main__":
     main()

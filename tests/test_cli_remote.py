@@ -55,8 +55,12 @@ LOGS = {"resourceLogs": [{"resource": _attrs("payment"), "scopeLogs": [{"logReco
 def start_serve(home: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
     """``rca serve --port 0`` on ``home``; returns it and the URL it advertised once that answers
     (a cold start compiles the protobuf decoder first)."""
-    proc = subprocess.Popen([*RCA, "--home", str(home), "serve", "--port", "0", "--log-level", "warning"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    home.mkdir(parents=True, exist_ok=True)
+    log = home.parent / f"serve-{time.monotonic_ns()}.log"  # a file, not a pipe: a chatty server never blocks
+    with open(log, "w") as err:
+        proc = subprocess.Popen([*RCA, "--home", str(home), "serve", "--port", "0", "--log-level", "warning"],
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+    proc.log = log
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -67,7 +71,8 @@ def start_serve(home: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, s
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"rca serve did not start: {proc.communicate()[1][-2000:]}")
+            proc.wait()
+            raise RuntimeError(f"rca serve did not start: {log.read_text()[-2000:]}")
         time.sleep(0.1)
 
 
@@ -78,7 +83,7 @@ def stop_serve(proc: subprocess.Popen) -> int:
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.stderr.close()
+            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +250,29 @@ def test_serve_withdraws_its_file_on_sigterm_and_the_cli_prints_the_same_here(tm
     for args, remote, local in zip(commands, through_server, here):
         assert remote == local, args
     assert json.loads(here[-1])["services"] == ["payment"] and json.loads(here[-1])["events"]
+
+
+def test_serve_on_a_taken_port_says_so_and_leaves_the_store_free(tmp_path):
+    import socket
+
+    home = tmp_path / "home"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        r = subprocess.run([*RCA, "--home", str(home), "serve", "--port", str(port)], capture_output=True, text=True,
+                           timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}: "), r.stderr
+    assert not (home / "server.json").exists()
+    assert json.loads(_cli(home, "stats", "--json"))["n_spans"] == 0  # the store was closed again
+
+
+def test_only_a_loopback_server_is_trusted_with_the_store():
+    from rca.interfaces.remote import _is_loopback
+
+    assert all(map(_is_loopback, ["http://127.0.0.1:4318", "http://127.8.9.1:1", "http://[::1]:4318",
+                                  "http://localhost:4318"]))
+    assert not any(map(_is_loopback, ["http://10.11.12.13:4318", "http://example.com:4318", "http://0.0.0.0:1",
+                                      "http://[::]:1", "not a url", ""]))
 
 
 def test_reachable_url_turns_wildcards_into_loopback():

@@ -130,3 +130,13 @@ def test_api_and_cli_explain(scenario, start_server):
     res = runner.invoke(cli, ["--home", str(settings.home), "explain", "--start", str(start / 1e9), "--end",
                               str(end / 1e9)])
     assert res.exit_code == 0 and "#1 payment" in res.output and "/api/v1/" in res.output
+
+
+def test_clip_cuts_long_texts_at_a_word():
+    from rca.localize.evidence import clip
+
+    text = "<*> INFO SeatServiceImpl#54 TraceID: <*> [distributeSeat][TrainNumber start]"
+    assert clip(text, len(text)) == text and clip("short", 60) == "short"
+    assert clip(text, 40) == "<*> INFO SeatServiceImpl#54 TraceID: …"
+    assert clip("x" * 100, 60) == "x" * 60 + " …"  # no space to cut at: cut at the limit
+    assert clip("a " + "y" * 100, 60) == "a " + "y" * 58 + " …"  # the only space is too early to cut at

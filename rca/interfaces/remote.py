@@ -91,12 +91,25 @@ def find_server(settings: Settings, lock_error: StoreError | None = None) -> "Ru
                                started_at=str(doc.get("started_at", "")), store=str(settings.db_path))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    if not _is_loopback(server.url):  # the CLI sends store contents to it: never off this machine
+        return None
     holder = _LOCK_HOLDER.search(lock_error.message) if lock_error is not None else None
     if holder is not None and int(holder.group(1)) != server.pid:
         return None
     if not _alive(server.pid) or not server.answers():
         return None
     return server
+
+
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def connect(settings: Settings, read_only: bool = False):

@@ -79,7 +79,7 @@ class WordAwareDrain(Drain):
         """drain3's ``add_log_message`` (same clusters, ids and update types) without its
         profiler hooks and delimiter passes, with the tree walk inlined: it runs once for
         every masked line not seen before."""
-        if self.extra_delimiters:
+        if self.extra_delimiters or self.max_clusters:  # (drain3's LRU of clusters needs its touches)
             return super().add_log_message(content)
         tokens = content.split()
         match = self._search(tokens)

@@ -307,21 +307,6 @@ class ShapeCache:
             values[(shape, *[tokens[i] for i in kept])] = value
         return out
 
-    def put(self, shape: bytes, tokens: list[str], masked_tokens: list[str], masked: str, value) -> None:
-        """Remember ``value`` for the line split into ``tokens`` that masked to ``masked``."""
-        values = self._values
-        if len(values) >= self.limit:
-            values.clear()
-        if _ASCII_DIGIT.search(masked) is None:  # keeps_no_digit
-            if values.get(shape).__class__ is not _Kept:  # else: cannot happen, store no guess
-                values[shape] = value
-            return
-        kept = values.get(shape)
-        if kept is None:
-            kept = values[shape] = _kept_positions(masked_tokens)
-        if kept.__class__ is _Kept:  # else: cannot happen, store no guess
-            values[(shape, *[tokens[i] for i in kept])] = value
-
 
 def _kept_positions(masked_tokens: list[str]) -> _Kept:
     """Positions of the tokens that hold a digit."""

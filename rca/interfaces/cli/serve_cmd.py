@@ -28,7 +28,7 @@ def serve(settings, host: str | None, port: int | None, log_level: str) -> None:
     """
     import uvicorn
 
-    from rca.errors import StoreError
+    from rca.errors import InvalidInput, StoreError
     from rca.ingest.otlp_wire import warm_up
     from rca.interfaces.api.app import create_app
     from rca.interfaces.remote import advertise, find_server, is_lock_error, reachable_url, withdraw
@@ -47,31 +47,41 @@ def serve(settings, host: str | None, port: int | None, log_level: str) -> None:
             raise
         raise StoreError(f"{other.busy_head()}: it already serves this home", {"url": other.url}) from exc
 
-    def started(bound_port: int) -> None:
-        advertise(settings, reachable_url(settings.host, bound_port))
-        click.echo(f"rca: store {settings.db_path}; OTLP/HTTP and API on http://{settings.host}:{bound_port}",
-                   err=True)
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as exc:
+        runtime.close()
+        raise InvalidInput(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+                           {"host": settings.host, "port": settings.port}) from exc
+    url = reachable_url(*sock.getsockname()[:2])
 
     class AdvertisingServer(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
-                started(self.servers[0].sockets[0].getsockname()[1])
+                advertise(settings, url)
+                click.echo(f"rca: store {settings.db_path}; OTLP/HTTP and API on {url}", err=True)
 
     try:
         with _sigterm_as_interrupt():
-            config = uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port,
-                                    log_level=log_level, ws="none", lifespan="off", server_header=False)
-            server = AdvertisingServer(config)
-            try:
-                server.run()
-            except KeyboardInterrupt:  # the signal uvicorn re-raises once it has shut down gracefully
-                pass
-        if not server.started:
-            raise SystemExit(1)  # uvicorn has logged why (e.g. the port is taken)
+            config = uvicorn.Config(create_app(runtime), log_level=log_level, ws="none", lifespan="off",
+                                    server_header=False)
+            AdvertisingServer(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM: uvicorn re-raises it once it has shut down gracefully
+        pass
     finally:
         withdraw(settings)
+        sock.close()
         runtime.close()
+
+
+def _listen(host: str, port: int):
+    """A listening socket on ``host:port`` (port 0: any free one), made here so that a taken port is a clear
+    error and the advertised URL carries the real address."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
 
 
 @contextmanager
