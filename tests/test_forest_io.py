@@ -10,7 +10,7 @@ import pytest
 from sklearn.ensemble import IsolationForest
 
 from rca.anomaly.forest_io import load_forests, save_forests
-from rca.anomaly.spans import LEGACY_MODEL_FILE, MODEL_FILE, STATS_FILE, SpanAnomalyModel
+from rca.anomaly.spans import LEGACY_MODEL_FILE, MODEL_FILE, PARAMS, SpanAnomalyModel
 from rca.errors import InvalidInput, NotFitted
 
 S = 1_000_000_000
@@ -41,8 +41,8 @@ def _probe(forest, rng):
 def test_round_trip_scores_exactly_as_fitted(tmp_path, forests):
     path = tmp_path / "f.npz"
     save_forests(forests, path)
-    back = load_forests(path)
-    assert list(back) == list(forests)
+    back, extra = load_forests(path)
+    assert list(back) == list(forests) and extra is None
     rng = np.random.RandomState(7)
     for key, forest in forests.items():
         X = _probe(forest, rng)
@@ -53,7 +53,24 @@ def test_round_trip_scores_exactly_as_fitted(tmp_path, forests):
         assert np.array_equal(forest.predict(X), again.predict(X)), key
         for a, b in zip(forest.estimators_samples_, again.estimators_samples_):
             assert np.array_equal(a, b)
+        X_sub = np.asarray(X)  # each tree sees its feature subset, as IsolationForest hands it over
+        for est, est_back, cols in zip(forest.estimators_, again.estimators_, forest.estimators_features_):
+            assert est_back.tree_.max_depth == est.tree_.max_depth
+            paths = est.decision_path(X_sub[:, cols]), est_back.decision_path(X_sub[:, cols])
+            assert (paths[0] != paths[1]).nnz == 0 and paths[0].nnz == paths[1].nnz > 0, key
     assert list(back["named\x1fop"].feature_names_in_) == ["a", "b", "c"]
+
+
+def test_extra_is_saved_in_the_same_file(tmp_path, forests):
+    path = tmp_path / "f.npz"
+    extra = {"thresholds": {"plain": -0.1 / 3, "x\x1fy": 1e-300}, "params": {"n": 3, "q": None}}
+    save_forests({"plain": forests["plain"]}, path, extra=extra)
+    back, again = load_forests(path)
+    assert again == extra and list(back) == ["plain"]
+    before = path.read_bytes()
+    with pytest.raises(InvalidInput, match="JSON"):
+        save_forests({"plain": forests["plain"]}, path, extra={"x": object()})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["f.npz"]
 
 
 def test_file_is_plain_arrays_readable_without_pickle(tmp_path, forests):
@@ -82,9 +99,12 @@ def test_span_model_round_trip_and_old_format(tmp_path):
     probe = spans.copy()
     probe.loc[probe["service"] == "db", "end_ns"] += rng.integers(0, 50_000_000, (probe["service"] == "db").sum())
     model.save(tmp_path)
-    assert (tmp_path / MODEL_FILE).exists()
+    assert [p.name for p in tmp_path.iterdir()] == [MODEL_FILE]  # forests and statistics: one file
     again = SpanAnomalyModel.load(tmp_path)
     pd.testing.assert_frame_equal(again.score_samples(probe), model.score_samples(probe), check_exact=True)
+    pd.testing.assert_frame_equal(again.op_stats_, model.op_stats_, check_exact=True, check_names=False)
+    assert again.thresholds_ == model.thresholds_ and vars(again).keys() == vars(model).keys()
+    assert all(getattr(again, k) == getattr(model, k) for k in PARAMS)
 
     (tmp_path / LEGACY_MODEL_FILE).write_bytes(b"older rca")
     (tmp_path / MODEL_FILE).unlink()
@@ -93,10 +113,48 @@ def test_span_model_round_trip_and_old_format(tmp_path):
     model.save(tmp_path)  # a new save replaces the old file
     assert not (tmp_path / LEGACY_MODEL_FILE).exists()
 
-    stats = json.loads((tmp_path / STATS_FILE).read_text())
-    del stats["thresholds"]["__shared__"]
-    (tmp_path / STATS_FILE).write_text(json.dumps(stats))
-    with pytest.raises(InvalidInput, match="rca train"):
+
+
+def _edit_state(path, edit):
+    arrays = _arrays(path)
+    meta = _meta(arrays)
+    edit(meta)
+    np.savez(path, **_with_meta(arrays, meta))
+
+
+STATE_TAMPERINGS = {
+    "no statistics": lambda m: m.pop("extra"),
+    "threshold missing": lambda m: m["extra"]["thresholds"].pop("__shared__"),
+    "threshold not a number": lambda m: m["extra"]["thresholds"].update(__shared__="low"),
+    "params not a dict": lambda m: m["extra"].update(params=[1, 2]),
+    "unknown parameter": lambda m: m["extra"]["params"].update(max_depth=3),
+    "missing parameter": lambda m: m["extra"]["params"].pop("n_estimators"),
+    "parameter of the wrong type": lambda m: m["extra"]["params"].update(n_estimators="60"),
+    "bool parameter": lambda m: m["extra"]["params"].update(min_samples=True),
+    "quantile out of range": lambda m: m["extra"]["params"].update(contamination_quantile=3.0),
+    "negative random state": lambda m: m["extra"]["params"].update(random_state=-1),
+    "op stats missing": lambda m: m["extra"].pop("op_stats"),
+    "op stats columns": lambda m: m["extra"]["op_stats"].update(columns=["a", "b", "c", "d", "e", "f"]),
+    "op stats short row": lambda m: m["extra"]["op_stats"]["data"][0].pop(),
+    "op stats text value": lambda m: m["extra"]["op_stats"]["data"][0].__setitem__(0, "x"),
+    "op stats without a modelled operation": lambda m: m["extra"]["op_stats"].update(
+        index=[f"other{i}" for i in range(len(m["extra"]["op_stats"]["index"]))]),
+    "extra not a dict": lambda m: m.update(extra=[1]),
+}
+
+
+@pytest.mark.parametrize("name", list(STATE_TAMPERINGS))
+def test_tampered_span_model_state_is_refused(tmp_path, name):
+    rng = np.random.default_rng(1)
+    t = np.arange(120) * S
+    d = rng.lognormal(np.log(5e6), 0.2, 120).astype(np.int64)
+    spans = pd.DataFrame({"trace_id": [f"{i:032x}" for i in range(120)], "span_id": [f"{i:016x}" for i in range(120)],
+                          "parent_span_id": "", "service": "fe", "name": "GET /", "kind": 2, "start_ns": t,
+                          "end_ns": t + d, "status_code": 0, "events": "[]"})
+    SpanAnomalyModel(n_estimators=5, min_samples=50, random_state=0).fit(spans).save(tmp_path)
+    SpanAnomalyModel.load(tmp_path)  # the untampered file loads
+    _edit_state(tmp_path / MODEL_FILE, STATE_TAMPERINGS[name])
+    with pytest.raises(InvalidInput, match="re-run `rca train`"):
         SpanAnomalyModel.load(tmp_path)
 
 
@@ -123,6 +181,18 @@ def _set(arrays, name, index, value):
     return {**arrays, name: a}
 
 
+def _as_float(arrays, name):
+    """``name`` stored as float64, and declared so in the meta (both agree: only the kind is wrong)."""
+    meta = _meta(arrays)
+    meta["dtypes"][name] = "<f8"
+    return _with_meta({**arrays, name: arrays[name].astype(np.float64)}, meta)
+
+
+def _first_shared_child(arrays):
+    i = _first_inner(arrays)
+    return _set(arrays, "node_right_child", i, arrays["node_left_child"][i])
+
+
 TAMPERINGS = {
     "child past its tree": lambda a: _set(a, "node_left_child", _first_inner(a), 10**6),
     "child pointing back": lambda a: _set(a, "node_right_child", _first_inner(a), 0),
@@ -133,6 +203,19 @@ TAMPERINGS = {
     "node array too short": lambda a: {**a, "node_threshold": a["node_threshold"][:-1]},
     "threshold as float32": lambda a: {**a, "node_threshold": a["node_threshold"].astype(np.float32)},
     "offsets past the end": lambda a: _set(a, "tree_offsets", -1, 10**7),
+    "max depth too small": lambda a: {**a, "tree_max_depth": np.zeros_like(a["tree_max_depth"])},
+    "max depth too large": lambda a: _set(a, "tree_max_depth", 0, a["tree_max_depth"][0] + 1),
+    "node depth off by one": lambda a: _set(a, "node_depth", -1, a["node_depth"][-1] + 1),
+    "root depth two": lambda a: {**a, "node_depth": a["node_depth"].astype(np.int64) + 1,
+                                 "tree_max_depth": a["tree_max_depth"].astype(np.int64) + 1},
+    "shared child": _first_shared_child,
+    "float offsets": lambda a: _as_float(a, "tree_offsets"),
+    "float features": lambda a: _as_float(a, "features"),
+    "float seeds": lambda a: _as_float(a, "seeds"),
+    "float depths": lambda a: _as_float(a, "node_depth"),
+    "integer node values": lambda a: _with_meta({**a, "node_value": a["node_value"].astype(np.int64)},
+                                                {**_meta(a), "dtypes": {**_meta(a)["dtypes"], "node_value": "<i8"}}),
+    "extra not a dict": lambda a: _with_meta(a, {**_meta(a), "extra": [1, 2]}),
     "missing array": lambda a: {k: v for k, v in a.items() if k != "node_feature"},
     "extra array": lambda a: {**a, "extra": np.zeros(3)},
     "meta not json": lambda a: {**a, "meta": np.frombuffer(b"{not json", dtype=np.uint8)},

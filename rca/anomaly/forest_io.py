@@ -5,7 +5,8 @@ few hundred forests load in a handful of ``np.load`` reads. Loading uses ``allow
 checks every index before it reaches scikit-learn's C code (a bad child or feature index there
 would read outside memory), then rebuilds real ``IsolationForest`` objects the way unpickling does
 (``Tree(...)`` + ``Tree.__setstate__``), so ``score_samples`` and ``predict`` give the same numbers.
-Files record the scikit-learn version; another major.minor asks for ``rca train`` again.
+Files record the scikit-learn version; another major.minor asks for ``rca train`` again. A caller may
+store its own JSON next to the forests (``extra``), so a whole model is one file written by one rename.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import uuid
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rca.errors import InvalidInput, NotFitted
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
 
 FORMAT = "rca-isolation-forests"
 FORMAT_VERSION = 1
@@ -30,6 +35,9 @@ FITTED = {"n_features_in_", "feature_names_in_", "max_samples_", "_n_samples", "
           "_average_path_length_per_tree", "_decision_path_lengths", "offset_"}
 SCALARS = ("n_features_in_", "max_samples_", "_n_samples", "_max_samples", "_max_features")
 TREE_FITTED = {"n_features_in_", "n_outputs_", "max_features_", "tree_"}
+# arrays besides the tree node fields (whose dtypes are NODE_DTYPE's): float64 or a signed integer
+FLOAT_ARRAYS = {"node_value", "node_avg_path"}
+INT_ARRAYS = {"node_depth", "tree_offsets", "tree_max_depth", "tree_random_state", "seeds", "features"}
 
 
 def _plain(value, what: str):
@@ -80,8 +88,11 @@ def _describe(key: str, forest) -> tuple[dict, list]:
             **{k: int(getattr(forest, k)) for k in SCALARS}}, trees
 
 
-def save_forests(forests: dict[str, object], path: Path) -> None:
-    """Write fitted IsolationForests (name -> forest) to one ``.npz``; atomic (temp file + rename)."""
+def save_forests(forests: dict[str, IsolationForest], path: Path, extra: dict | None = None) -> None:
+    """Write fitted IsolationForests (name -> forest) to one ``.npz``; atomic (temp file + rename).
+
+    ``extra``: the caller's own JSON-serializable dict, stored in the same file (see :func:`load_forests`).
+    """
     import sklearn
     from sklearn.tree._tree import NODE_DTYPE
 
@@ -109,7 +120,13 @@ def save_forests(forests: dict[str, object], path: Path) -> None:
     arrays = {k: _narrow(a) if a.dtype.kind in "iub" else a for k, a in arrays.items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "sklearn_version": sklearn.__version__,
             "dtypes": dtypes, "forests": entries}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    if extra is not None:
+        meta["extra"] = extra
+    try:
+        encoded = json.dumps(meta).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"cannot save {path}: extra data is not plain JSON ({exc})") from exc
+    arrays["meta"] = np.frombuffer(encoded, dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")  # same directory: atomic rename
     try:
@@ -144,12 +161,14 @@ def _is_int(v, lo: int = 0) -> bool:
 
 
 def _restore(meta: dict, arrays: dict, path: Path) -> dict:
-    """Every expected array, 1-D, cast back to its saved dtype (integers only if the values fit)."""
+    """Every expected array, 1-D, cast back to its saved dtype (integers only if the values fit).
+
+    The saved dtype must be the one the array really has: NODE_DTYPE's for node fields, float64 for
+    FLOAT_ARRAYS, a signed integer for INT_ARRAYS (indices, counts, depths, seeds).
+    """
     from sklearn.tree._tree import NODE_DTYPE
 
-    names = {f"node_{f}" for f in NODE_DTYPE.names} | {
-        "node_value", "node_depth", "node_avg_path", "tree_offsets", "tree_max_depth", "tree_random_state",
-        "seeds", "features"}
+    names = {f"node_{f}" for f in NODE_DTYPE.names} | FLOAT_ARRAYS | INT_ARRAYS
     dtypes = meta.get("dtypes")
     _check(set(arrays) == names and isinstance(dtypes, dict) and set(dtypes) == names, path, "unexpected arrays")
     out = {}
@@ -158,7 +177,11 @@ def _restore(meta: dict, arrays: dict, path: Path) -> dict:
             target = np.dtype(dtypes[name])
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"corrupt model file {path}: bad dtype for {name}") from exc
-        if name.startswith("node_") and name[5:] in NODE_DTYPE.names:
+        if name in FLOAT_ARRAYS:
+            _check(target == np.float64, path, f"{name} dtype")
+        elif name in INT_ARRAYS:
+            _check(target.kind == "i", path, f"{name} dtype")
+        else:
             _check(target == NODE_DTYPE.fields[name[5:]][0], path, f"{name} dtype")
         _check(a.ndim == 1 and target.kind in "iuf" and target.itemsize <= 8, path, f"{name} shape/dtype")
         if target.kind == "f":
@@ -186,7 +209,12 @@ def _check_entries(entries, path: Path) -> None:
 
 
 def _check_trees(entries: list, a: dict, path: Path) -> None:
-    """Every index the C tree walk will follow stays inside its tree; children come after parents."""
+    """Every index the C tree walk will follow stays inside its tree; children come after parents.
+
+    Each node but the root has exactly one parent, node depths count the steps from the root and each
+    tree's ``max_depth`` is its deepest node's: ``Tree.decision_path`` writes one index per node on a
+    sample's path into a buffer of ``1 + max_depth`` per sample without bounds checks.
+    """
     n_trees = np.array([e["n_trees"] for e in entries], dtype=np.int64)
     off = a["tree_offsets"]
     _check(off.shape == (n_trees.sum() + 1,) and off[0] == 0 and (np.diff(off) >= 1).all(), path, "tree offsets")
@@ -214,14 +242,24 @@ def _check_trees(entries: list, a: dict, path: Path) -> None:
         _check((a["node_missing_go_to_left"] <= 1).all(), path, "missing_go_to_left")
     _check((a["node_depth"] >= 0).all() and (a["node_n_node_samples"] >= 0).all()
            and (a["tree_max_depth"] >= 0).all(), path, "negative depth or count")
+    if total:
+        depth, roots, idx = a["node_depth"], off[:-1], np.flatnonzero(inner)
+        base = roots[tree_of[idx]]
+        kids = np.concatenate([left[idx] + base, right[idx] + base])
+        _check((np.bincount(np.concatenate([kids, roots]), minlength=total) == 1).all(), path,
+               "node without exactly one parent")
+        _check((depth[roots] == 1).all() and (depth[left[idx] + base] == depth[idx] + 1).all()
+               and (depth[right[idx] + base] == depth[idx] + 1).all(), path, "node depths")
+        _check((np.maximum.reduceat(depth, roots) - 1 == a["tree_max_depth"]).all(), path, "tree max_depth")
     n_in = np.repeat([e["n_features_in_"] for e in entries], n_trees * sub)
     _check(((a["features"] >= 0) & (a["features"] < n_in)).all(), path, "feature subset out of range")
     for name in ("tree_random_state", "seeds"):
         _check(((a[name] >= 0) & (a[name] < 2**32)).all(), path, f"{name} values")
 
 
-def load_forests(path: Path) -> dict[str, object]:
-    """Read :func:`save_forests` output back into fitted ``IsolationForest`` objects (no pickle)."""
+def load_forests(path: Path) -> tuple[dict[str, IsolationForest], dict | None]:
+    """Read :func:`save_forests` output back: fitted ``IsolationForest`` objects (no pickle) and the
+    ``extra`` dict saved with them (None when none was)."""
     import sklearn
     from sklearn.ensemble import IsolationForest
     from sklearn.tree import ExtraTreeRegressor
@@ -235,6 +273,8 @@ def load_forests(path: Path) -> dict[str, object]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise InvalidInput(f"{path} has format version {meta.get('format_version')!r}, expected "
                            f"{FORMAT_VERSION}: re-run `rca train`")
+    extra = meta.get("extra")
+    _check(extra is None or isinstance(extra, dict), path, "extra data")
     entries = meta.get("forests")
     _check_entries(entries, path)
     a = _restore(meta, raw, path)
@@ -277,4 +317,4 @@ def load_forests(path: Path) -> dict[str, object]:
             t, f0 = t + e["n_trees"], f0 + e["n_trees"] * n_sub
     except (ValueError, TypeError) as exc:  # sklearn's parameter validation, Tree.__setstate__ checks
         raise InvalidInput(f"corrupt model file {path}: {exc}; re-run `rca train`") from exc
-    return forests
+    return forests, extra

@@ -9,7 +9,6 @@ abnormal, as IsolationForest does.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +19,56 @@ from rca.errors import InvalidInput, NotFitted
 
 FEATURES = ["self_z", "duration_z", "children_d", "error", "error_logs"]
 SHARED = "__shared__"
-MODEL_FILE = "spans.forests.npz"  # rca.anomaly.forest_io: JSON parameters + arrays, no pickle
+# rca.anomaly.forest_io: JSON parameters + arrays, no pickle; the forests and the statistics below in one file
+MODEL_FILE = "spans.forests.npz"
 LEGACY_MODEL_FILE = "spans.skops"  # older rca; not loaded any more
-STATS_FILE = "spans.json"
+LEGACY_FILES = (LEGACY_MODEL_FILE, "spans.json")  # what older rca saved beside (or instead of) the model file
+PARAMS = ("min_samples", "n_estimators", "max_samples", "contamination_quantile", "max_fit_samples", "random_state")
+OP_STATS = ["med_self", "mad_self", "med_dur", "mad_dur", "med_children", "n"]
 
 
 def _op_key(service: pd.Series, name: pd.Series) -> pd.Series:
     return service.astype(str) + "\x1f" + name.astype(str)
+
+
+def _is_number(v) -> bool:
+    return type(v) in (int, float)  # not bool
+
+
+def _params_ok(p) -> bool:
+    return (isinstance(p, dict) and set(p) == set(PARAMS)
+            and all(type(p[k]) is int and p[k] >= 1
+                    for k in ("min_samples", "n_estimators", "max_samples", "max_fit_samples"))
+            and _is_number(p["contamination_quantile"]) and 0 <= p["contamination_quantile"] <= 1
+            and (p["random_state"] is None or (type(p["random_state"]) is int and 0 <= p["random_state"] < 2**32)))
+
+
+def _op_stats_ok(st, models: dict) -> bool:
+    if not (isinstance(st, dict) and st.get("columns") == OP_STATS and isinstance(st.get("index"), list)
+            and isinstance(st.get("data"), list)):
+        return False
+    index, data = st["index"], st["data"]
+    return (len(index) == len(data) == len(set(index)) and all(isinstance(k, str) for k in index)
+            and all(isinstance(r, list) and len(r) == len(OP_STATS) and all(map(_is_number, r)) for r in data)
+            and set(models) - {SHARED} <= set(index))
+
+
+def _read_state(extra: dict | None, models: dict, path: Path) -> tuple[dict, dict, pd.DataFrame]:
+    """Parameters, thresholds and per-operation statistics saved with the forests, checked."""
+    def bad(what: str) -> InvalidInput:
+        return InvalidInput(f"span model {path}: {what}; re-run `rca train`")
+
+    if extra is None:
+        raise bad("no statistics saved with the forests")
+    params, thresholds, st = extra.get("params"), extra.get("thresholds"), extra.get("op_stats")
+    if not _params_ok(params):
+        raise bad("invalid parameters")
+    if not (isinstance(thresholds, dict) and set(thresholds) == set(models)
+            and all(map(_is_number, thresholds.values()))):
+        raise bad("thresholds do not match the forests")
+    if not _op_stats_ok(st, models):
+        raise bad("invalid per-operation statistics")
+    return params, thresholds, pd.DataFrame(st["data"], index=st["index"], columns=st["columns"])
 
 
 class SpanAnomalyModel:
@@ -124,12 +166,11 @@ class SpanAnomalyModel:
 
         self._check()
         directory.mkdir(parents=True, exist_ok=True)
-        save_forests(self.models_, directory / MODEL_FILE)
-        (directory / LEGACY_MODEL_FILE).unlink(missing_ok=True)  # superseded; never loaded
-        meta = {"params": {k: getattr(self, k) for k in ("min_samples", "n_estimators", "max_samples",
-                                                        "contamination_quantile", "max_fit_samples", "random_state")},
-                "thresholds": self.thresholds_, "op_stats": self.op_stats_.to_dict(orient="split")}  # exact floats
-        (directory / STATS_FILE).write_text(json.dumps(meta))
+        state = {"params": {k: getattr(self, k) for k in PARAMS}, "thresholds": self.thresholds_,
+                 "op_stats": self.op_stats_.to_dict(orient="split")}  # JSON floats round-trip exactly
+        save_forests(self.models_, directory / MODEL_FILE, extra=state)  # one file, one atomic rename
+        for legacy in LEGACY_FILES:  # superseded; never loaded
+            (directory / legacy).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, directory: Path) -> "SpanAnomalyModel":
@@ -141,16 +182,8 @@ class SpanAnomalyModel:
                 raise NotFitted(f"the span model in {directory} was saved by an older rca in a format that is no "
                                 "longer loaded: re-run `rca train`")
             raise NotFitted(f"no trained span model in {directory}: run `rca train` first")
-        models = load_forests(path)
-        try:
-            meta = json.loads((directory / STATS_FILE).read_text())
-        except (OSError, ValueError) as exc:
-            raise InvalidInput(f"cannot read {directory / STATS_FILE}: {exc}; re-run `rca train`") from exc
-        if not isinstance(meta, dict) or set(meta.get("thresholds") or {}) != set(models):
-            raise InvalidInput(f"{directory / STATS_FILE} does not match {path}: re-run `rca train`")
-        self = cls(**meta["params"])
-        self.models_ = models
-        self.thresholds_ = meta["thresholds"]
-        st = meta["op_stats"]
-        self.op_stats_ = pd.DataFrame(st["data"], index=st["index"], columns=st["columns"])
+        models, extra = load_forests(path)
+        params, thresholds, op_stats = _read_state(extra, models, path)
+        self = cls(**params)
+        self.models_, self.thresholds_, self.op_stats_ = models, thresholds, op_stats
         return self
