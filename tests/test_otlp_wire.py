@@ -14,7 +14,7 @@ from google.protobuf.message import DecodeError
 
 from rca.errors import InvalidInput
 from rca.ingest.batch import SCHEMAS, Batch, resource_identity, to_json
-from rca.ingest.otlp_proto import decode_proto, decode_traces
+from rca.ingest.otlp_proto import any_value, attributes, decode_proto, decode_traces
 
 
 # ---------------------------------------------------------------- the reference: the previous decoder
@@ -50,24 +50,11 @@ def _lite_request():
 LiteRequest = _lite_request()
 
 
-def _any(v):
-    which = v.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return [_any(x) for x in v.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _any(kv.value) for kv in v.kvlist_value.values}
-    if which == "bytes_value":
-        return v.bytes_value.hex()
-    return getattr(v, which)
-
-
 def _ref_attributes(raw_kvs) -> str:
     from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
     kvs = [KeyValue.FromString(raw) for raw in raw_kvs]
-    return "{" + ",".join(to_json({kv.key: _any(kv.value)})[1:-1] for kv in kvs) + "}"
+    return "{" + ",".join(to_json({kv.key: any_value(kv.value)})[1:-1] for kv in kvs) + "}"
 
 
 def _ref_events(raw_events) -> str:
@@ -79,14 +66,14 @@ def _ref_events(raw_events) -> str:
     for raw in raw_events:
         e = Span.Event.FromString(raw)
         out.append({"time_ns": e.time_unix_nano, "name": e.name,
-                    "attributes": {kv.key: _any(kv.value) for kv in e.attributes}})
+                    "attributes": attributes(e.attributes)})
     return to_json(out)
 
 
 def _ref_resource(raw: bytes):
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-    attrs = {kv.key: _any(kv.value) for kv in Resource.FromString(raw).attributes} if raw else {}
+    attrs = attributes(Resource.FromString(raw).attributes) if raw else {}
     return (to_json(attrs), *resource_identity(attrs))
 
 
