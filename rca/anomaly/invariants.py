@@ -46,7 +46,7 @@ def _log_events(logs: pd.DataFrame, statement: dict[int, int] | None) -> pd.Data
         return pd.DataFrame(columns=["service", "trace_id", "key", "time_ns"])
     ids = lg["template_id"].astype("int64")
     if statement:
-        ids = ids.map(lambda t: statement.get(t, t))
+        ids = ids.map(statement).fillna(ids).astype("int64")
     return pd.DataFrame({"service": lg["service"].to_numpy(), "trace_id": lg["trace_id"].to_numpy(),
                          "key": LOG + ids.astype(str).to_numpy(dtype=object), "time_ns": lg["time_ns"].to_numpy()})
 

@@ -58,31 +58,13 @@ class WordAwareDrain(Drain):
             return _ASCII_DIGIT.search(s) is not None
         return any(c.isdigit() for c in s)
 
-    def get_seq_distance(self, seq1, seq2, include_params: bool):
-        # seq1 is a template, seq2 the line's tokens (same length, checked by the tree)
-        n = len(seq1)
-        if n == 0:
-            return 1.0, 0
-        equal = params = 0
-        for t, s in zip(seq1, seq2):
-            if t == s:
-                equal += 1
-            elif t == self.param_str:
-                params += 1
-            elif not values_differ_only(t, s):
-                return -1.0, 0  # a word differs: another statement
-        if include_params:
-            equal += params
-        return equal / n, params
-
     def add_log_message(self, content: str):
         """drain3's ``add_log_message`` (same clusters, ids and update types) without its
-        profiler hooks and delimiter passes, with the tree walk inlined: it runs once for
-        every masked line not seen before."""
+        profiler hooks and delimiter passes: it runs once for every masked line not seen before."""
         if self.extra_delimiters or self.max_clusters:  # (drain3's LRU of clusters needs its touches)
             return super().add_log_message(content)
         tokens = content.split()
-        match = self._search(tokens)
+        match = self.tree_search(self.root_node, tokens, self.sim_th, False)
         if match is None:
             self.clusters_counter += 1
             match = LogCluster(tokens, self.clusters_counter)
@@ -99,28 +81,11 @@ class WordAwareDrain(Drain):
         match.log_template_tokens = new
         return match, "cluster_template_changed"
 
-    def _search(self, tokens: list[str]):
-        """drain3's ``tree_search`` with ``sim_th`` and without parameters counted as equal."""
-        n = len(tokens)
-        node = self.root_node.key_to_child_node.get(str(n))
-        if node is None:
-            return None
-        if n == 0:
-            return self.id_to_cluster.get(node.cluster_ids[0])
-        depth, max_depth, param = 1, self.max_node_depth, self.param_str
-        for token in tokens:
-            if depth >= max_depth or depth == n:
-                break
-            children = node.key_to_child_node
-            node = children.get(token) or children.get(param)
-            if node is None:
-                return None
-            depth += 1
-        return self.fast_match(node.cluster_ids, tokens, self.sim_th, False)
-
     def fast_match(self, cluster_ids, tokens, sim_th: float, include_params: bool):
-        """drain3's ``fast_match`` (best similarity, then most parameters, first wins) with
-        ``get_seq_distance`` inlined: it runs for every candidate of every new line."""
+        """drain3's ``fast_match`` (best similarity, then most parameters, first wins) with its
+        similarity inlined and word-aware: a template whose differing token is a plain word
+        (not ``<*>``, not ``values_differ_only``) is another statement (similarity -1). It runs
+        for every candidate of every new line."""
         id_to_cluster, param = self.id_to_cluster, self.param_str
         n = len(tokens)
         max_sim, max_params, max_cluster = -1, -1, None

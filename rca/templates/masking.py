@@ -199,7 +199,7 @@ class Masker:
         if not _MAY_VARY.search(token):  # a plain word: its shape, when given, is itself
             cache[token] = token
             if shape is not None:
-                _remember(by_shape, shape, token, self.cache_size)
+                remember(by_shape, shape, token, self.cache_size)
             return token
         if len(token) >= 8 and _HEX_ID.fullmatch(token):
             return PARAM  # a fresh hash or id; not worth a cache entry
@@ -210,7 +210,7 @@ class Masker:
         if masked is None:
             masked = _mask_varying(token)
             if keeps_no_digit(masked):
-                _remember(by_shape, shape, masked, self.cache_size)
+                remember(by_shape, shape, masked, self.cache_size)
         cache[token] = masked
         return masked
 
@@ -273,14 +273,15 @@ class ShapeCache:
 
     def resolve(self, lines: list[str], shapes: list[bytes], masker: Masker, learn) -> list:
         """The value of each line (whose ``digit_shape`` is in ``shapes``), in order: the
-        stored one, or else ``learn(masked line)`` (masked by ``masker``), then stored
-        (``put``, inlined: this loop runs for every new line)."""
+        stored one, or else ``learn(masked line)`` (masked by ``masker``), then stored: for the
+        whole shape when the masked line keeps no digit, else under the shape and the text of
+        its digit-keeping tokens (``get`` reads both)."""
         values, out, mask_tokens, limit = self._values, [], masker.mask_tokens, self.limit
         stored, append, no_digit = values.get, out.append, _ASCII_DIGIT.search
         for line, shape in zip(lines, shapes):
             value = stored(shape)
             if value is None:
-                kept = None
+                kept, tokens = None, line.split()
             elif value.__class__ is _Kept:
                 kept, tokens = value, line.split()
                 value = stored((shape, *[tokens[i] for i in kept]))
@@ -290,8 +291,7 @@ class ShapeCache:
             else:
                 append(value)
                 continue
-            tokens = line.split()
-            masked_tokens = mask_tokens(tokens, shape.decode("latin-1").split() if line.isascii() else None)
+            masked_tokens = mask_tokens(tokens, token_shapes(line, shape))
             masked = join_masked(masked_tokens)
             value = learn(masked)
             append(value)
@@ -333,7 +333,8 @@ def join_masked(masked_tokens: list[str]) -> str:
     return _PARAM_RUN.sub(PARAM, out) if out.find(PARAM, first + 3) >= 0 and _PARAM_RUN.search(out) else out
 
 
-def _remember(cache: dict, key, value, limit: int) -> None:
+def remember(cache: dict, key, value, limit: int) -> None:
+    """``cache[key] = value``, the cache starting over once it holds ``limit`` entries."""
     if len(cache) >= limit:
         cache.clear()
     cache[key] = value

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from rca.config import Settings
 from rca.errors import InvalidInput, NotFound
 from rca.templates.clustering import FamilyIndex, WordAwareDrain
-from rca.templates.masking import CODE_LOCATION, PARAM, Masker, ShapeCache, digit_shape, digit_shapes
+from rca.templates.masking import CODE_LOCATION, PARAM, Masker, ShapeCache, digit_shape, digit_shapes, remember
 
 STATE_KEY = "templates"
 _LOCATION_IN = re.compile(CODE_LOCATION)
@@ -97,9 +97,7 @@ class LogTemplates:
         tid = by_masked.get(masked)
         if tid is None:
             tid = self._learn_masked(masked)
-            if len(by_masked) >= _CACHE_LIMIT:
-                by_masked.clear()
-            by_masked[masked] = tid
+            remember(by_masked, masked, tid, _CACHE_LIMIT)
         return tid
 
     def _learn_masked(self, masked: str) -> int:
