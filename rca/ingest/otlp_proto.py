@@ -139,7 +139,7 @@ def _group_texts(resources: tuple[bytes, ...], scopes: tuple[bytes, ...]) -> tup
     resources' JSON, services, pods, then the scopes' names. Requests from one process repeat them."""
     try:
         res = [_resource(raw) for raw in resources]
-        names = [_scope_name(raw) if raw is not None else b"" for raw in scopes]
+        names = [_scope_name(raw) for raw in scopes]
     except DecodeError as exc:
         raise _malformed(f"resource or scope: {exc}") from exc
     return _texts([r[0] for r in res] + [r[1] for r in res] + [r[2] for r in res] + names)
@@ -148,7 +148,7 @@ def _group_texts(resources: tuple[bytes, ...], scopes: tuple[bytes, ...]) -> tup
 def _repeated_columns(wire, body: bytes, res_rng, scope_rng, ints) -> list[pa.Array]:
     """resource, service, pod and scope, one per span (scopes without spans are not read, as before)."""
     resources = tuple(body[lo:hi] if lo >= 0 else b"" for lo, hi in res_rng.tolist())
-    scopes = tuple((body[lo:hi] if lo >= 0 else b"") if k else None for lo, hi, k in scope_rng.tolist())
+    scopes = tuple(body[lo:hi] if k and lo >= 0 else b"" for lo, hi, k in scope_rng.tolist())  # (b"": not read)
     *datas, offs = wire.repeat_texts(*_group_texts(resources, scopes), ints[wire.RESOURCE], ints[wire.SCOPE],
                                      len(resources))
     if not len(offs):

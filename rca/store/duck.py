@@ -78,7 +78,6 @@ class DuckStore(TelemetryQueries):
         self._writer_until = float("inf")  # when the background writer next wakes by itself
         self._last_append = 0.0
         self._last_commit: float | None = None  # a commit not yet checkpointed
-        self.apply_error: BaseException | None = None  # the last failed background apply, if any
         if not read_only:
             self._con.execute(f"SET checkpoint_threshold = '{WAL_CHECKPOINT_SIZE}'")
             self._create_schema()
@@ -116,6 +115,8 @@ class DuckStore(TelemetryQueries):
             self._drain()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A reader's cursor, after what is logged has been stored (an acknowledged batch is visible)."""
+        self._drain()
         return self._con.cursor()
 
     # ------------------------------------------------------------------ writes
@@ -258,10 +259,8 @@ class DuckStore(TelemetryQueries):
                 return wait
             try:
                 applied = self._apply_logged(APPLY_MAX_ROWS)
-            except Exception as exc:  # noqa: BLE001 - disk full, I/O error: the batches stay logged, reads report it
-                self.apply_error = exc
+            except Exception:  # noqa: BLE001 - disk full, I/O error: the batches stay logged, reads report it
                 return APPLY_RETRY_S
-            self.apply_error = None
             return 0.0 if applied else 0.002  # (none applied: the next is still being synced)
         if self._last_commit is not None:
             idle = now - max(self._last_commit, self._last_append)
@@ -288,11 +287,9 @@ class DuckStore(TelemetryQueries):
             self._committed()
 
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
-        self._drain()
         return self._cursor().execute(sql, params or []).df()
 
     def get_state(self, key: str) -> str | None:
-        self._drain()
         row = self._cursor().execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
         return None if row is None else row[0]
 

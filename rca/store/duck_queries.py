@@ -14,10 +14,9 @@ from rca.errors import NotFound
 
 
 class TelemetryQueries:
-    """Mixed into ``DuckStore``, which provides ``_drain()`` and ``_cursor()``."""
+    """Mixed into ``DuckStore``, whose ``_cursor()`` first stores what waits in its ingest log."""
 
     def get_trace(self, trace_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        self._drain()
         tid = trace_id.strip().lower()
         cur = self._cursor()
         spans = cur.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", [tid]).df()
@@ -30,7 +29,6 @@ class TelemetryQueries:
         self, service: str | None = None, start_ns: int | None = None, end_ns: int | None = None, limit: int = 100
     ) -> pd.DataFrame:
         where, params = _window("start_ns", start_ns, end_ns)
-        self._drain()
         if service:
             where.append("trace_id IN (SELECT trace_id FROM spans WHERE service = ?" +
                          "".join(f" AND {w}" for w in where) + ")")
@@ -49,7 +47,6 @@ class TelemetryQueries:
         return self._cursor().execute(sql, params + [int(limit)]).df()
 
     def services(self) -> pd.DataFrame:
-        self._drain()
         return self._cursor().execute(
             """
             WITH s AS (SELECT service, count(*) n, min(start_ns) f, max(end_ns) l FROM spans GROUP BY service),
@@ -63,7 +60,6 @@ class TelemetryQueries:
         ).df()
 
     def stats(self) -> dict[str, Any]:
-        self._drain()
         cur = self._cursor()
         n_spans, n_traces = cur.execute("SELECT count(*), count(DISTINCT trace_id) FROM spans").fetchone()
         (n_logs,) = cur.execute("SELECT count(*) FROM logs").fetchone()
@@ -84,7 +80,6 @@ class TelemetryQueries:
         }
 
     def time_range(self) -> tuple[int | None, int | None]:
-        self._drain()
         row = self._cursor().execute(
             """SELECT min(f), max(l) FROM (
                  SELECT min(start_ns) f, max(end_ns) l FROM spans
@@ -94,7 +89,6 @@ class TelemetryQueries:
         return (None if row[0] is None else int(row[0]), None if row[1] is None else int(row[1]))
 
     def _between(self, table: str, tcol: str, start_ns, end_ns, services) -> pd.DataFrame:
-        self._drain()
         where, params = _window(tcol, start_ns, end_ns)
         if services:
             where.append(f"service IN ({', '.join('?' for _ in services)})")

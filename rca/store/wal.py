@@ -146,7 +146,7 @@ class WriteAheadLog:
     def append(self, tables: dict[str, pa.Table]) -> int:
         """Log ``tables`` as one record; returns (the rows logged and not yet applied) once it is on disk."""
         parts = encode_tables(tables)
-        size = sum(len(p) if isinstance(p, bytes) else p.size for p in parts)
+        size = sum(map(len, parts))  # (bytes and Arrow buffers)
         crc = 0
         for p in parts:
             crc = zlib.crc32(p, crc)
@@ -158,7 +158,7 @@ class WriteAheadLog:
             self._check()
             seq = self._next_seq
             self._next_seq += 1
-            self._write([_HEADER.pack(MAGIC, seq, size, crc), *parts], seq)
+            self._write([_HEADER.pack(MAGIC, seq, size, crc), *parts], _HEADER.size + size, seq)
             record = Record(seq, tables, n_rows)
             self._records.append(record)
             self.n_pending_rows += n_rows
@@ -174,14 +174,15 @@ class WriteAheadLog:
             raise StoreError(f"the ingest log cannot be written ({self._broken}); restart to recover",
                              {"path": str(self.dir)})
 
-    def _write(self, buffers: list, seq: int) -> None:
-        """(Lock held.) Write one record at the end of the current segment, starting a new one when it is full."""
+    def _write(self, buffers: list, total: int, seq: int) -> None:
+        """(Lock held.) Write one record (``buffers``, ``total`` bytes) at the end of the current segment, starting a new one when it is full."""
         try:
             if self._fd is None or self._size >= SEGMENT_BYTES:
                 self._rotate(seq)
             start = self._size
             try:
-                self._size += _write_all(self._fd, buffers)
+                _write_all(self._fd, buffers, total)
+                self._size += total
             except OSError:
                 try:
                     os.ftruncate(self._fd, start)  # leave no partial record behind
@@ -293,12 +294,10 @@ class WriteAheadLog:
             self._discard_applied()
 
 
-def _write_all(fd: int, buffers: list) -> int:
-    total = sum(len(b) if isinstance(b, bytes) else b.size for b in buffers)
+def _write_all(fd: int, buffers: list, total: int) -> None:
     done = os.writev(fd, buffers)
     if done < total:  # a short write: finish it from one joined copy
         rest = b"".join(bytes(b) for b in buffers)[done:]
         while rest:
             n = os.write(fd, rest)
             rest = rest[n:]
-    return total
