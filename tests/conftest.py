@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh RCA home, and a real uvicorn server on a free 127.0.0.1 port.
+"""Shared fixtures: a fresh RCA home, and a real uvicorn server on a free 127.0.0.1 port;
+``start_serve``/``stop_serve`` run a real `rca serve` process instead (restarts, kill -9, the CLI beside it).
 
 ``live_server`` (a started server on ``tmp_path / "home"``) and ``start_server``
 (a factory, for tests that stop and start servers on the same home) are meant
@@ -7,12 +8,17 @@ for every test that talks HTTP.
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from rca.config import Settings
@@ -95,3 +101,40 @@ def start_server():
 def live_server(start_server, settings: Settings) -> LiveServer:
     """A running server (OTLP receiver + API) on a fresh store under tmp_path."""
     return start_server(settings)
+
+
+RCA = [sys.executable, "-m", "rca.interfaces.cli.main"]
+
+
+def start_serve(home: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
+    """``rca serve --port 0`` on ``home``; returns it and the URL it advertised once that answers
+    (a cold start compiles the protobuf decoder first)."""
+    home.mkdir(parents=True, exist_ok=True)
+    log = home.parent / f"serve-{time.monotonic_ns()}.log"  # a file, not a pipe: a chatty server never blocks
+    with open(log, "w") as err:
+        proc = subprocess.Popen([*RCA, "--home", str(home), "serve", "--port", "0", "--log-level", "warning"],
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+    proc.log = log
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            doc = json.loads((home / "server.json").read_text())
+            if doc["pid"] == proc.pid and httpx.get(f"{doc['url']}/healthz", timeout=2).status_code == 200:
+                return proc, doc["url"]
+        except (OSError, ValueError, KeyError, httpx.TransportError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"rca serve did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
+def stop_serve(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -8,10 +8,8 @@ its own process where the exit code and stderr are the point."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,11 +19,11 @@ from click.testing import CliRunner
 from rca.config import Settings
 from rca.interfaces.cli.main import cli
 from rca.interfaces.runtime import Runtime
+from tests.conftest import RCA, start_serve, stop_serve
 
 TID = "0af7651916cd43dd8448eb211c80319c"
 TID2 = "4bf92f3577b34da6a3ce929d0e0e4736"
 T0 = 1_714_564_800_000_000_000  # 2024-05-01T12:00:00Z
-RCA = [sys.executable, "-m", "rca.interfaces.cli.main"]
 
 
 def _attrs(service: str) -> dict:
@@ -50,40 +48,6 @@ TRACES = {"resourceSpans": [
 LOGS = {"resourceLogs": [{"resource": _attrs("payment"), "scopeLogs": [{"logRecords": [
     {"timeUnixNano": str(T0 + 20 * 10**6), "severityNumber": 17, "traceId": TID, "spanId": "00000000000000a2",
      "body": {"stringValue": "card processor timed out after 50ms"}}]}]}]}
-
-
-def start_serve(home: Path, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
-    """``rca serve --port 0`` on ``home``; returns it and the URL it advertised once that answers
-    (a cold start compiles the protobuf decoder first)."""
-    home.mkdir(parents=True, exist_ok=True)
-    log = home.parent / f"serve-{time.monotonic_ns()}.log"  # a file, not a pipe: a chatty server never blocks
-    with open(log, "w") as err:
-        proc = subprocess.Popen([*RCA, "--home", str(home), "serve", "--port", "0", "--log-level", "warning"],
-                                stdout=subprocess.DEVNULL, stderr=err, text=True)
-    proc.log = log
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            doc = json.loads((home / "server.json").read_text())
-            if doc["pid"] == proc.pid and httpx.get(f"{doc['url']}/healthz", timeout=2).status_code == 200:
-                return proc, doc["url"]
-        except (OSError, ValueError, KeyError, httpx.TransportError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise RuntimeError(f"rca serve did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
-
-
-def stop_serve(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

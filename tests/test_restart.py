@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.conftest import free_port
+from tests.conftest import start_serve, stop_serve
 
 
 def _request(trace_no: int, n: int) -> bytes:
@@ -49,27 +45,9 @@ def test_acknowledged_data_survives_restart(start_server, settings):
     assert httpx.get(f"{second.url}/api/v1/stats").json()["n_spans"] == acked + 1
 
 
-def _serve(home: Path, port: int) -> subprocess.Popen:
-    """``rca serve`` in its own process, once it answers."""
-    server = subprocess.Popen([sys.executable, "-m", "rca.interfaces.cli.main", "--home", str(home), "serve",
-                               "--port", str(port), "--log-level", "warning"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return server
-        except httpx.TransportError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError("rca serve did not start")
-            time.sleep(0.1)
-
-
 def test_acknowledged_data_survives_kill_9(tmp_path):
-    home, port = tmp_path / "home", free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = _serve(home, port)
+    home = tmp_path / "home"
+    server, url = start_serve(home)
     try:
         def post(traces: range) -> None:
             with httpx.Client(base_url=url, headers={"content-type": "application/x-protobuf"}, timeout=60) as c:
@@ -92,12 +70,11 @@ def test_acknowledged_data_survives_kill_9(tmp_path):
         server.wait(timeout=30)
     assert list((home / "rca.duckdb.ingest-log").glob("*.wal"))  # what the restart must replay
 
-    server = _serve(home, port)
+    server, url = start_serve(home)  # (the killed server's server.json is stale: its pid is not this one)
     try:
         stats = httpx.get(f"{url}/api/v1/stats", timeout=60).json()
         assert (stats["n_spans"], stats["n_traces"]) == (80 * 9, 80)  # all of it, and nothing twice
         doc = httpx.get(f"{url}/api/v1/traces/{(77).to_bytes(16, 'big').hex()}", timeout=60).json()
         assert sorted(s["name"] for s in doc["spans"]) == [f"op{i}" for i in range(9)]
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        stop_serve(server)
