@@ -12,12 +12,18 @@ FLUSH_ROWS = 100_000
 
 
 def ingest_paths(runtime, paths, progress: bool = False, on_problem=None) -> dict:
-    """Ingest files into ``runtime``'s store; returns counts, rejected counts and problems."""
+    """Ingest files and directories (``find_files``) into ``runtime``'s store; see ``ingest_files``."""
+    from rca.ingest.files import find_files
+
+    return ingest_files(runtime, find_files(paths), progress, on_problem)
+
+
+def ingest_files(runtime, files, progress: bool = False, on_problem=None) -> dict:
+    """Ingest telemetry files into ``runtime``'s store; returns counts, rejected counts and problems."""
     from rca.ingest.batch import Batch
-    from rca.ingest.files import find_files, read_file
+    from rca.ingest.files import read_file
     from rca.interfaces.ingestion import store_batch
 
-    files = find_files(paths)
     total_bytes = sum(f.stat().st_size for f in files)
     stored = {"spans": 0, "logs": 0, "metrics": 0}
     rejected = {"spans": 0, "logs": 0, "metrics": 0}
@@ -87,7 +93,7 @@ def ingest(settings: Settings, paths: tuple[str, ...], as_json: bool) -> None:
             if shown <= 50:
                 click.echo(f"skipped {problem}", err=True)
 
-        result = ingest_paths(runtime, files, progress=sys.stderr.isatty() and not as_json, on_problem=report)
+        result = ingest_files(runtime, files, progress=sys.stderr.isatty() and not as_json, on_problem=report)
     finally:
         runtime.close()
     if shown > 50:

@@ -17,10 +17,6 @@ def _open(settings):
     return connect(settings, read_only=True)
 
 
-def _plain(rows) -> list[dict]:
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rows]
-
-
 def _severity(n: int, text: str) -> str:
     if text:
         return text
@@ -47,12 +43,12 @@ def _echo_json(data) -> None:
 @click.pass_obj
 def trace(settings, trace_id: str, as_json: bool) -> None:
     """Show one trace as a span tree (service, operation, duration, self time, status) with its logs."""
-    from rca.interfaces.remote import RunningServer, segment, trace_view_from_dict
+    from rca.interfaces.remote import RunningServer, trace_view_from_dict
     from rca.store.trace_view import normalize_trace_id, read_trace
 
     target = _open(settings)
     if isinstance(target, RunningServer):
-        doc = target.get(f"/api/v1/traces/{segment(normalize_trace_id(trace_id))}")
+        doc = target.get(f"/api/v1/traces/{normalize_trace_id(trace_id)}")  # (hex: safe in a path)
         if as_json:
             _echo_json(doc)
         else:
@@ -118,6 +114,7 @@ def traces(settings, service: str | None, since: str | None, until: str | None, 
     from rich.table import Table
 
     from rca.errors import InvalidInput
+    from rca.interfaces.api.params import records
     from rca.interfaces.remote import RunningServer
     from rca.timeutil import format_duration, format_ns, parse_time
 
@@ -134,7 +131,7 @@ def traces(settings, service: str | None, since: str | None, until: str | None, 
             df = target.store.list_traces(service=service, start_ns=start_ns, end_ns=end_ns, limit=limit)
         finally:
             target.close()
-        rows = _plain(df.to_dict("records"))
+        rows = records(df)
     if as_json:
         _echo_json({"traces": rows, "n_traces": len(rows)})
         return
@@ -155,6 +152,7 @@ def stats(settings, as_json: bool) -> None:
     """Summarize the store: counts per signal, time range, services."""
     from rich.table import Table
 
+    from rca.interfaces.api.params import records
     from rca.interfaces.remote import RunningServer
     from rca.timeutil import format_ns
 
@@ -165,7 +163,7 @@ def stats(settings, as_json: bool) -> None:
     else:
         try:
             summary = target.store.stats()
-            services = _plain(target.store.services().to_dict("records"))
+            services = records(target.store.services())
         finally:
             target.close()
     if as_json:

@@ -31,21 +31,15 @@ def serve(settings, host: str | None, port: int | None, log_level: str) -> None:
     from rca.errors import InvalidInput, StoreError
     from rca.ingest.otlp_wire import warm_up
     from rca.interfaces.api.app import create_app
-    from rca.interfaces.remote import advertise, find_server, is_lock_error, reachable_url, withdraw
-    from rca.interfaces.runtime import Runtime
+    from rca.interfaces.remote import RunningServer, advertise, connect, reachable_url, withdraw
 
     # compile the protobuf trace decoder (or load it from numba's cache, ~1 s) before the first request, and
     # before the store is locked: a first compile takes 20-60 s, during which the CLI could not yet use this server
     warm_up()
     settings = settings.with_(host=host or settings.host, port=settings.port if port is None else port)
-    runtime = Runtime(settings)
-    try:
-        runtime.store  # open now: a locked or unreadable store fails here, with a clear message
-    except StoreError as exc:
-        other = find_server(settings, exc) if is_lock_error(exc) else None
-        if other is None:
-            raise
-        raise StoreError(f"{other.busy_head()}: it already serves this home", {"url": other.url}) from exc
+    runtime = connect(settings)  # open now: a locked or unreadable store fails here, with a clear message
+    if isinstance(runtime, RunningServer):
+        raise StoreError(f"{runtime.busy_head()}: it already serves this home", {"url": runtime.url})
 
     try:
         sock = _listen(settings.host, settings.port)
