@@ -20,11 +20,14 @@ import re
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from rca.config import Settings
 from rca.errors import InvalidInput, NotFitted, NotFound, PayloadTooLarge, RcaError, StoreError
+
+T = TypeVar("T")
 
 SERVER_FILE = "server.json"
 CONNECT_TIMEOUT_S = 5.0
@@ -127,6 +130,19 @@ def connect(settings: Settings, read_only: bool = False):
             raise
         return server
     return runtime
+
+
+def here_or_there(settings: Settings, here: Callable[[Any], T], there: Callable[["RunningServer"], T],
+                  read_only: bool = False) -> T:
+    """``there(server)`` while `rca serve` holds the store, else ``here(runtime)`` on the store opened here
+    (closed before this returns)."""
+    target = connect(settings, read_only=read_only)
+    if isinstance(target, RunningServer):
+        return there(target)
+    try:
+        return here(target)
+    finally:
+        target.close()
 
 
 def open_for_writing(settings: Settings, command: str, instead: str = ""):

@@ -5,33 +5,12 @@ While `rca serve` holds the store, every command but `kb reindex` goes through i
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from rca.config import Settings
-
-
-def _open(settings: Settings):
-    """A ``Runtime`` on the store here, or the ``RunningServer`` holding it."""
-    from rca.interfaces.remote import connect
-
-    return connect(settings)
-
-
-def _is_server(target) -> bool:
-    from rca.interfaces.remote import RunningServer
-
-    return isinstance(target, RunningServer)
-
-
-@contextmanager
-def _kb(runtime):
-    try:
-        yield runtime.kb
-    finally:
-        runtime.close()
+from rca.interfaces.remote import here_or_there
 
 
 def _echo_json(data) -> None:
@@ -97,13 +76,12 @@ def add(settings: Settings, file_, inc_id, title, summary, service, operation, k
         incidents = read_incident_file(file_)
     else:
         incidents = [incident_from_dict(given)]
-    target = _open(settings)
-    if _is_server(target):
-        added = target.post("/api/v1/incidents", [i.to_dict() for i in incidents])["incidents"]
-    else:
-        with _kb(target) as base:
-            base.add(incidents)
-        added = [i.to_dict() for i in incidents]
+    def add_here(runtime) -> list[dict]:
+        runtime.kb.add(incidents)
+        return [i.to_dict() for i in incidents]
+
+    added = here_or_there(settings, add_here,
+                          lambda server: server.post("/api/v1/incidents", [i.to_dict() for i in incidents])["incidents"])
     if as_json:
         _echo_json(added)
     else:
@@ -120,12 +98,8 @@ def import_(settings: Settings, file: Path, as_json: bool) -> None:
     from rca.kb.incidents import read_jsonl
 
     incidents = read_jsonl(file)
-    target = _open(settings)
-    if _is_server(target):
-        target.post("/api/v1/incidents", [i.to_dict() for i in incidents])
-    else:
-        with _kb(target) as base:
-            base.add(incidents)
+    here_or_there(settings, lambda runtime: runtime.kb.add(incidents),
+                  lambda server: server.post("/api/v1/incidents", [i.to_dict() for i in incidents]))
     if as_json:
         _echo_json({"imported": len(incidents), "ids": [i.id for i in incidents]})
     else:
@@ -138,12 +112,8 @@ def import_(settings: Settings, file: Path, as_json: bool) -> None:
 @click.pass_obj
 def list_(settings: Settings, limit: int, as_json: bool) -> None:
     """List incidents, newest first."""
-    target = _open(settings)
-    if _is_server(target):
-        rows = target.get("/api/v1/incidents", limit=limit)["incidents"]
-    else:
-        with _kb(target) as base:
-            rows = [i.to_dict() for i in base.list(limit=limit)]
+    rows = here_or_there(settings, lambda runtime: [i.to_dict() for i in runtime.kb.list(limit=limit)],
+                         lambda server: server.get("/api/v1/incidents", limit=limit)["incidents"])
     if as_json:
         _echo_json(rows)
     elif not rows:
@@ -160,12 +130,8 @@ def show(settings: Settings, incident_id: str, as_json: bool) -> None:
     """Show one incident."""
     from rca.interfaces.remote import segment
 
-    target = _open(settings)
-    if _is_server(target):
-        inc = target.get(f"/api/v1/incidents/{segment(incident_id)}")
-    else:
-        with _kb(target) as base:
-            inc = base.get(incident_id).to_dict()
+    inc = here_or_there(settings, lambda runtime: runtime.kb.get(incident_id).to_dict(),
+                        lambda server: server.get(f"/api/v1/incidents/{segment(incident_id)}"))
     if as_json:
         _echo_json(inc)
         return
@@ -181,12 +147,8 @@ def delete(settings: Settings, incident_id: str) -> None:
     """Delete one incident (store and index)."""
     from rca.interfaces.remote import segment
 
-    target = _open(settings)
-    if _is_server(target):
-        target.delete(f"/api/v1/incidents/{segment(incident_id)}")
-    else:
-        with _kb(target) as base:
-            base.delete(incident_id)
+    here_or_there(settings, lambda runtime: runtime.kb.delete(incident_id),
+                  lambda server: server.delete(f"/api/v1/incidents/{segment(incident_id)}"))
     click.echo(f"deleted {incident_id}")
 
 
@@ -197,12 +159,8 @@ def delete(settings: Settings, incident_id: str) -> None:
 @click.pass_obj
 def search(settings: Settings, text: str, k: int, as_json: bool) -> None:
     """Find the past incidents most similar to TEXT."""
-    target = _open(settings)
-    if _is_server(target):
-        rows = target.get("/api/v1/incidents/search", q=text, k=k)["results"]
-    else:
-        with _kb(target) as base:
-            rows = [h.to_dict() for h in base.search(text, k)]
+    rows = here_or_there(settings, lambda runtime: [h.to_dict() for h in runtime.kb.search(text, k)],
+                         lambda server: server.get("/api/v1/incidents/search", q=text, k=k)["results"])
     if as_json:
         _echo_json(rows)
     elif not rows:
@@ -219,8 +177,11 @@ def reindex(settings: Settings, reembed: bool, as_json: bool) -> None:
     """Rebuild the FAISS index from the store."""
     from rca.interfaces.remote import open_for_writing
 
-    with _kb(open_for_writing(settings, "kb reindex" + (" --reembed" if reembed else ""))) as base:
-        info = base.reindex(reembed=reembed)
+    runtime = open_for_writing(settings, "kb reindex" + (" --reembed" if reembed else ""))
+    try:
+        info = runtime.kb.reindex(reembed=reembed)
+    finally:
+        runtime.close()
     if as_json:
         _echo_json(info)
     else:
@@ -240,13 +201,10 @@ def feedback(settings: Settings, explain_id: str, confirm, reject, fix, as_json:
     from rca.interfaces.remote import segment
     from rca.kb.feedback import record_feedback
 
-    target = _open(settings)
-    if _is_server(target):
-        body = {k: v for k, v in (("confirm", confirm), ("reject", reject), ("fix", fix)) if v is not None}
-        out = target.post(f"/api/v1/explain/{segment(explain_id)}/feedback", body)
-    else:
-        with _kb(target) as base:
-            out = record_feedback(base, explain_id, confirm=confirm, reject=reject, fix=fix)
+    body = {k: v for k, v in (("confirm", confirm), ("reject", reject), ("fix", fix)) if v is not None}
+    out = here_or_there(settings,
+                        lambda runtime: record_feedback(runtime.kb, explain_id, confirm=confirm, reject=reject, fix=fix),
+                        lambda server: server.post(f"/api/v1/explain/{segment(explain_id)}/feedback", body))
     if as_json:
         _echo_json(out)
     elif confirm is not None:

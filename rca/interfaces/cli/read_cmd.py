@@ -10,13 +10,6 @@ _STATUS = {0: "", 1: "ok", 2: "ERROR"}
 _SEVERITY = [(21, "FATAL"), (17, "ERROR"), (13, "WARN"), (9, "INFO"), (5, "DEBUG"), (1, "TRACE")]
 
 
-def _open(settings):
-    """The store opened read-only here, or the `rca serve` holding it (a ``RunningServer``)."""
-    from rca.interfaces.remote import connect
-
-    return connect(settings, read_only=True)
-
-
 def _severity(n: int, text: str) -> str:
     if text:
         return text
@@ -43,10 +36,10 @@ def _echo_json(data) -> None:
 @click.pass_obj
 def trace(settings, trace_id: str, as_json: bool) -> None:
     """Show one trace as a span tree (service, operation, duration, self time, status) with its logs."""
-    from rca.interfaces.remote import RunningServer, trace_view_from_dict
+    from rca.interfaces.remote import RunningServer, connect, trace_view_from_dict
     from rca.store.trace_view import normalize_trace_id, read_trace
 
-    target = _open(settings)
+    target = connect(settings, read_only=True)
     if isinstance(target, RunningServer):
         doc = target.get(f"/api/v1/traces/{normalize_trace_id(trace_id)}")  # (hex: safe in a path)
         if as_json:
@@ -115,23 +108,20 @@ def traces(settings, service: str | None, since: str | None, until: str | None, 
 
     from rca.errors import InvalidInput
     from rca.interfaces.api.params import records
-    from rca.interfaces.remote import RunningServer
+    from rca.interfaces.remote import here_or_there
     from rca.timeutil import format_duration, format_ns, parse_time
 
     start_ns = parse_time(since) if since else None
     end_ns = parse_time(until) if until else None
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise InvalidInput("--until must be after --since")
-    target = _open(settings)
-    if isinstance(target, RunningServer):
-        rows = target.get("/api/v1/traces", service=service or None, start=since or None, end=until or None,
-                          limit=limit)["traces"]
-    else:
-        try:
-            df = target.store.list_traces(service=service, start_ns=start_ns, end_ns=end_ns, limit=limit)
-        finally:
-            target.close()
-        rows = records(df)
+    rows = here_or_there(
+        settings,
+        lambda runtime: records(runtime.store.list_traces(service=service, start_ns=start_ns, end_ns=end_ns,
+                                                          limit=limit)),
+        lambda server: server.get("/api/v1/traces", service=service or None, start=since or None, end=until or None,
+                                  limit=limit)["traces"],
+        read_only=True)
     if as_json:
         _echo_json({"traces": rows, "n_traces": len(rows)})
         return
@@ -153,19 +143,12 @@ def stats(settings, as_json: bool) -> None:
     from rich.table import Table
 
     from rca.interfaces.api.params import records
-    from rca.interfaces.remote import RunningServer
+    from rca.interfaces.remote import here_or_there
     from rca.timeutil import format_ns
 
-    target = _open(settings)
-    if isinstance(target, RunningServer):
-        summary = target.get("/api/v1/stats")
-        services = target.get("/api/v1/services")["services"]
-    else:
-        try:
-            summary = target.store.stats()
-            services = records(target.store.services())
-        finally:
-            target.close()
+    summary, services = here_or_there(
+        settings, lambda runtime: (runtime.store.stats(), records(runtime.store.services())),
+        lambda server: (server.get("/api/v1/stats"), server.get("/api/v1/services")["services"]), read_only=True)
     if as_json:
         _echo_json({**summary, "services": services})
         return

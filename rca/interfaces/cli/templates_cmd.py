@@ -28,21 +28,17 @@ def _console():
 def templates(settings, service: str | None, since: str | None, until: str | None, limit: int, as_json: bool) -> None:
     """Log templates in a window, most frequent first, flagged NEW (not seen before the
     window), RARE (a few lines) and ERROR (error-level lines or error-like text)."""
-    from rca.interfaces.remote import RunningServer, connect, template_report_from_dict
+    from rca.interfaces.remote import here_or_there, template_report_from_dict
     from rca.templates.report import summarize_templates
     from rca.timeutil import parse_time
 
     start_ns = parse_time(since) if since is not None else None
     end_ns = parse_time(until) if until is not None else None
-    target = connect(settings, read_only=True)
-    if isinstance(target, RunningServer):
-        report = template_report_from_dict(target.get("/api/v1/templates", service=service, start=since, end=until,
-                                                      limit=limit))
-    else:
-        try:
-            report = summarize_templates(target.store, target.templates, service, start_ns, end_ns, limit)
-        finally:
-            target.close()
+    report = here_or_there(
+        settings, lambda runtime: summarize_templates(runtime.store, runtime.templates, service, start_ns, end_ns, limit),
+        lambda server: template_report_from_dict(server.get("/api/v1/templates", service=service, start=since,
+                                                            end=until, limit=limit)),
+        read_only=True)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -77,7 +77,7 @@ def timeline(settings, trace_id: str | None, start: str | None, end: str | None,
     """Replay a trace (TRACE_ID) or a window (--start/--end) in time order across services: span starts
     and ends, log lines with templates, metric shifts and anomaly flags."""
     from rca.errors import InvalidInput
-    from rca.interfaces.remote import RunningServer, connect
+    from rca.interfaces.remote import here_or_there
     from rca.localize.timeline import build_timeline
     from rca.timeutil import parse_time
 
@@ -90,16 +90,14 @@ def timeline(settings, trace_id: str | None, start: str | None, end: str | None,
             raise InvalidInput(f"{option}: {exc.message}", {"parameter": option}) from None
 
     start_ns, end_ns, at_ns = when(start, "--start"), when(end, "--end"), when(at, "--at")
-    target = connect(settings, read_only=True)
-    if isinstance(target, RunningServer):
-        doc = target.get("/api/v1/timeline", trace_id=trace_id, start=start, end=end, service=list(services) or None,
-                         at=at, limit=limit)
-    else:
-        try:
-            doc = build_timeline(target.store, target.templates, trace_id=trace_id, start_ns=start_ns, end_ns=end_ns,
-                                 services=list(services) or None, at_ns=at_ns, limit=limit).to_dict()
-        finally:
-            target.close()
+    doc = here_or_there(
+        settings,
+        lambda runtime: build_timeline(runtime.store, runtime.templates, trace_id=trace_id, start_ns=start_ns,
+                                       end_ns=end_ns, services=list(services) or None, at_ns=at_ns,
+                                       limit=limit).to_dict(),
+        lambda server: server.get("/api/v1/timeline", trace_id=trace_id, start=start, end=end,
+                                  service=list(services) or None, at=at, limit=limit),
+        read_only=True)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
