@@ -35,9 +35,15 @@ def looks_variable(token: str) -> bool:
     return not token.isascii() and any(c.isdigit() for c in token)
 
 
+@lru_cache(maxsize=65536)
+def skeleton(token: str) -> str:
+    """``token`` without its placeholders and digit runs: what two values of one parameter share."""
+    return _SKELETON.sub("", token)
+
+
 def is_wild(token: str) -> bool:
     """A token that is all value: placeholders and digits with punctuation, no letters."""
-    return looks_variable(token) and not any(c.isalpha() for c in _SKELETON.sub("", token))
+    return looks_variable(token) and not any(c.isalpha() for c in skeleton(token))
 
 
 def values_differ_only(a: str, b: str) -> bool:
@@ -45,7 +51,7 @@ def values_differ_only(a: str, b: str) -> bool:
     both are the same text around their placeholders and digits (``node-<*>``/``node-7``)."""
     if a == PARAM or b == PARAM:
         return True
-    return looks_variable(a) and looks_variable(b) and _SKELETON.sub("", a) == _SKELETON.sub("", b)
+    return looks_variable(a) and looks_variable(b) and skeleton(a) == skeleton(b)
 
 
 class WordAwareDrain(Drain):
@@ -159,14 +165,14 @@ class FamilyIndex:
             return None
         first, second = self._keys(tokens)
         halves = self._halves
-        candidates = (halves.get(first, _NONE), halves.get(second, _NONE))
-        n_others = sum(len(c) - (tid in c) for c in candidates)
+        by_first, by_second = halves.get(first, _NONE), halves.get(second, _NONE)
+        n_others = len(by_first) + len(by_second) - (tid in by_first) - (tid in by_second)
         if not n_others or n - sum(map(looks_variable, tokens)) < 3:
             return None
         half = n // 2
         at: dict[int, set[int]] = {}  # position -> templates differing from tokens there only
         everywhere: set[int] = set()  # templates equal to tokens
-        for members, lo, hi in ((candidates[0], half, n), (candidates[1], 0, half)):  # the other half may differ
+        for members, lo, hi in ((by_first, half, n), (by_second, 0, half)):  # the other half may differ
             for m in members:
                 if m == tid:
                     continue

@@ -45,7 +45,6 @@ _EARLY_RULES = ("url", "email", "uuid", "timestamp", "ipv4")
 _MASK = re.compile("|".join(f"(?:{p})" for _, p in RULES))
 # well-delimited values that must be masked before the word-level id rules below cut them up
 _EARLY = re.compile("|".join(f"(?:{p})" for n, p in RULES if n in _EARLY_RULES))
-_BY_FEATURES: dict[tuple[bool, int], re.Pattern | None] = {}
 
 
 def _features(t: str) -> int:
@@ -54,17 +53,31 @@ def _features(t: str) -> int:
             | ('"' in t) << 5 | ("'" in t) << 6 | (_ANY_DIGIT.search(t) is not None) << 7)
 
 
-def _rules_for(early: bool, features: int) -> re.Pattern | None:
-    """``_EARLY`` or ``_MASK`` without the rules that cannot match a text with ``features``
-    (same order, so the same matches), or None when no rule is left."""
-    key = (early, features)
-    if key not in _BY_FEATURES:
+class _RulesByFeatures(dict):
+    """features -> ``_EARLY`` (``early``) or ``_MASK`` without the rules that cannot match a
+    text with those features (same order, so the same matches), or None when no rule is left;
+    each compiled on first use."""
+
+    def __init__(self, early: bool):
+        super().__init__()
+        self.early = early
+
+    def __missing__(self, features: int) -> re.Pattern | None:
         present = {c for i, c in enumerate(_FEATURES) if features >> i & 1}
-        kept = [p for n, p in RULES if (not early or n in _EARLY_RULES)
+        kept = [p for n, p in RULES if (not self.early or n in _EARLY_RULES)
                 and (n not in _NEEDS or present & set(_NEEDS[n]))
                 and (n not in _NEEDS_DIGIT or features & _DIGIT_BIT)]
-        _BY_FEATURES[key] = re.compile("|".join(f"(?:{p})" for p in kept)) if kept else None
-    return _BY_FEATURES[key]
+        self[features] = rules = re.compile("|".join(f"(?:{p})" for p in kept)) if kept else None
+        return rules
+
+
+_EARLY_FOR = _RulesByFeatures(early=True)
+_LATE_FOR = _RulesByFeatures(early=False)
+
+
+def _rules_for(early: bool, features: int) -> re.Pattern | None:
+    """``_EARLY`` or ``_MASK`` without the rules that cannot match a text with ``features``."""
+    return (_EARLY_FOR if early else _LATE_FOR)[features]
 
 
 # a word holding two or more digit runs (job_1445144423722_0020, broadcast_0_piece0, R02-M1-N0)
@@ -86,7 +99,7 @@ _ID_TOKEN = re.compile(r"(?<!\S)(?=\S*\d)(?=[^\s<>]*[A-Za-z])[\w\-]*\d[\w\-]*(?!
 
 def _is_id(token: str) -> bool:
     """A word mixing letters and several digits (job_1445_0020, R02-M1-N0) is an identifier."""
-    digits = sum(c.isdigit() for c in token)
+    digits = sum(map(str.isdigit, token))
     return digits >= 2 and digits * 3 >= len(token)
 
 
@@ -108,7 +121,7 @@ def _mask_varying(token: str) -> str:
         return PARAM
     out = _KEY_VALUE.sub(_value_masked, token) if "=" in token else token
     features = _features(out)
-    early = _rules_for(True, features)
+    early = _EARLY_FOR[features]
     if early is not None:
         out, n = early.subn(PARAM, out)
         if out.count(".") >= 2:
@@ -121,7 +134,7 @@ def _mask_varying(token: str) -> str:
         out, n = _COMPOUND_ID.subn(PARAM, out)
         if n:
             features = _features(out)
-    rules = _rules_for(False, features)
+    rules = _LATE_FOR[features]
     if rules is not None:
         out = rules.sub(PARAM, out)
     # _ID_TOKEN matches a whole token of word characters and dashes only, one with a digit:
@@ -140,6 +153,7 @@ _UNITS_ALT = "|".join(sorted(_UNITS, key=len, reverse=True))
 _UNIT_AFTER_PARAM = re.compile(rf"<\*>(?<!\S<\*>)(?: (?:{_UNITS_ALT})(?= ))* (?:{_UNITS_ALT})([,;:.)\]]*)(?!\S)")
 # a bare hex id with a digit and a letter: the hex rule masks it whole (it never repeats)
 _HEX_ID = re.compile(r"(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]+")
+_HEX_ZERO = re.compile(rb"0(?=[xX])")
 _ONES = bytes.maketrans(b"0123456789", b"1111111111")
 _ASCII_DIGIT = re.compile(r"[0-9]")
 _DIGIT_RUN = re.compile(r"[0-9]+")
@@ -149,19 +163,17 @@ def digit_shape(text: str) -> bytes:
     """``text`` (UTF-8) with every ASCII digit made ``1``: a key under which texts mask alike.
 
     No rule tells one digit from another except the hex prefix ``0x``, which the shape keeps
-    apart (as bytes UTF-8 never holds). So two texts of one shape mask to the same result
-    whenever that result keeps no digit: each digit lay in a part replaced by ``<*>``."""
+    apart (its zero made a byte UTF-8 never holds). So two texts of one shape mask to the same
+    result whenever that result keeps no digit: each digit lay in a part replaced by ``<*>``."""
     raw = text.encode("utf-8", "surrogatepass")
     if b"0x" in raw or b"0X" in raw:
-        raw = raw.replace(b"0x", b"\xff\xfe").replace(b"0X", b"\xff\xfd")
+        raw = _HEX_ZERO.sub(b"\xff", raw)
     return raw.translate(_ONES)
 
 
 def digit_shapes(texts: list[str]) -> list[bytes]:
     """``digit_shape`` of each text, in one pass over all of them where none holds a newline."""
-    raw = "\n".join(texts).encode("utf-8", "surrogatepass")
-    if b"0x" in raw or b"0X" in raw:
-        raw = raw.replace(b"0x", b"\xff\xfe").replace(b"0X", b"\xff\xfd")
+    raw = _HEX_ZERO.sub(b"\xff", "\n".join(texts).encode("utf-8", "surrogatepass"))  # (one pass)
     shapes = raw.translate(_ONES).split(b"\n")
     return shapes if len(shapes) == len(texts) else [digit_shape(text) for text in texts]
 
@@ -230,25 +242,17 @@ class Masker:
             cached, mask_new = cache.get, self._mask_new
             return [o if o is not None else (cached(t) or by_shape(s) or mask_new(t, s))
                     for o, t, s in zip(out, tokens, shapes)]
-        if n_new:
-            cached, mask_new, i = cache.get, self._mask_new, out.index(None)
-            while True:
-                token, shape = tokens[i], shapes[i]
-                out[i] = cached(token) or by_shape(shape) or mask_new(token, shape)
-                try:
-                    i = out.index(None, i + 1)
-                except ValueError:
-                    break
+        cached, mask_new, i = cache.get, self._mask_new, -1
+        for _ in range(n_new):
+            i = out.index(None, i + 1)
+            token, shape = tokens[i], shapes[i]
+            out[i] = cached(token) or by_shape(shape) or mask_new(token, shape)
         return out
 
     def mask(self, text: str) -> str:
         """``text`` with each variable part replaced by ``<*>``, runs of placeholders collapsed
         and whitespace normalised to single spaces."""
         return join_masked(self.mask_tokens(text.split()))
-
-
-class _Kept(tuple):
-    """Positions of the digit-keeping tokens of a shape."""
 
 
 class ShapeCache:
@@ -261,54 +265,61 @@ class ShapeCache:
 
     def __init__(self, limit: int = 200_000):
         self.limit = limit
-        self._values: dict = {}  # shape -> value or _Kept; (shape, *kept tokens) -> value
+        self._values: dict = {}  # shape -> value; (shape, *kept tokens) -> value
+        self._kept: dict[bytes, tuple[int, ...]] = {}  # shape -> positions of its digit-keeping tokens
 
     def get(self, line: str, shape: bytes):
         """The value stored for ``line`` (whose ``digit_shape`` is ``shape``), or None."""
         value = self._values.get(shape)
-        if value.__class__ is not _Kept:
-            return value
-        tokens = line.split()
-        return self._values.get((shape, *[tokens[i] for i in value]))
+        if value is None and (kept := self._kept.get(shape)) is not None:
+            tokens = line.split()
+            value = self._values.get((shape, *[tokens[i] for i in kept]))
+        return value
 
     def resolve(self, lines: list[str], shapes: list[bytes], masker: Masker, learn) -> list:
         """The value of each line (whose ``digit_shape`` is in ``shapes``), in order: the
         stored one, or else ``learn(masked line)`` (masked by ``masker``), then stored: for the
         whole shape when the masked line keeps no digit, else under the shape and the text of
         its digit-keeping tokens (``get`` reads both)."""
-        values, out, mask_tokens, limit = self._values, [], masker.mask_tokens, self.limit
-        stored, append, no_digit = values.get, out.append, _ASCII_DIGIT.search
-        for line, shape in zip(lines, shapes):
-            value = stored(shape)
-            if value is None:
-                kept, tokens = None, line.split()
-            elif value.__class__ is _Kept:
-                kept, tokens = value, line.split()
-                value = stored((shape, *[tokens[i] for i in kept]))
-                if value is not None:
-                    append(value)
-                    continue
-            else:
-                append(value)
+        values, kept_at, limit = self._values, self._kept, self.limit
+        stored, mask_tokens, no_digit = values.get, masker.mask_tokens, _ASCII_DIGIT.search
+        out = list(map(stored, shapes))  # most lines: a shape stored before; the rest, in order
+        i = -1
+        while True:
+            try:
+                i = out.index(None, i + 1)
+            except ValueError:
+                return out
+            line, shape = lines[i], shapes[i]
+            value = stored(shape)  # (stored for an earlier line of this call)
+            if value is not None:
+                out[i] = value
                 continue
+            tokens = line.split()
+            kept = kept_at.get(shape)
+            if kept is not None:
+                value = stored((shape, *[tokens[k] for k in kept]))
+                if value is not None:
+                    out[i] = value
+                    continue
             masked_tokens = mask_tokens(tokens, token_shapes(line, shape))
             masked = join_masked(masked_tokens)
-            value = learn(masked)
-            append(value)
-            if len(values) >= limit:
+            out[i] = value = learn(masked)
+            if len(values) + len(kept_at) >= limit:
                 values.clear()
+                kept_at.clear()
+                out[i + 1:] = [None] * (len(out) - i - 1)  # (looked up before the cache started over)
                 kept = None
             if no_digit(masked) is None:  # keeps_no_digit: the value holds for the whole shape
                 if kept is None:  # (else: cannot happen, store no guess)
                     values[shape] = value
                 continue
             if kept is None:
-                kept = values[shape] = _kept_positions(masked_tokens)
-            values[(shape, *[tokens[i] for i in kept])] = value
-        return out
+                kept = kept_at[shape] = _kept_positions(masked_tokens)
+            values[(shape, *[tokens[k] for k in kept])] = value
 
 
-def _kept_positions(masked_tokens: list[str]) -> _Kept:
+def _kept_positions(masked_tokens: list[str]) -> tuple[int, ...]:
     """Positions of the tokens that hold a digit."""
     joined = " ".join(masked_tokens)
     kept: list[int] = []
@@ -318,7 +329,7 @@ def _kept_positions(masked_tokens: list[str]) -> _Kept:
         last = m.start()
         if not kept or kept[-1] != i:
             kept.append(i)
-    return _Kept(kept)
+    return tuple(kept)
 
 
 def join_masked(masked_tokens: list[str]) -> str:

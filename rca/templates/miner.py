@@ -81,10 +81,11 @@ class LogTemplates:
                     tids.update(zip(new, learned))
                     by_body.clear()
                 by_body.update(zip(new, learned))
-            out = list(map(tids.__getitem__, bodies))
-            if self._merged:
-                canon = {tid: self.canonical_id(tid) for tid in set(out)}
-                out = list(map(canon.__getitem__, out))
+            if self._merged:  # (each id once, then every body through both maps)
+                canon = {tid: self.canonical_id(tid) for tid in set(map(tids.__getitem__, distinct))}
+                out = list(map(canon.__getitem__, map(tids.__getitem__, bodies)))
+            else:
+                out = list(map(tids.__getitem__, bodies))
             if out:
                 counts = self._counts
                 for tid, n in Counter(out).items():
