@@ -1,4 +1,5 @@
-"""The store's ingest log: acknowledged batches are durable, replayed exactly once, visible to the next read."""
+"""The store's ingest log: acknowledged batches are durable, replayed exactly once, visible to the next read
+(while only logged and after being stored alike, never twice)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,38 @@ def _spans(first: int, n: int, service: str = "api") -> pa.Table:
         "scope": ["t"] * n})
 
 
+def _logs(first: int, n: int) -> pa.Table:
+    ids = range(first, first + n)
+    return Batch.table_from_columns("logs", {
+        "time_ns": [10**18 + i for i in ids], "observed_ns": [10**18 + i for i in ids],
+        "trace_id": [f"{i // 10:032x}" for i in ids], "span_id": [f"{i:016x}" for i in ids],
+        "service": ["api"] * n, "pod": ["p-0"] * n, "severity_number": [9] * n, "severity_text": ["INFO"] * n,
+        "body": [f"line {i}" for i in ids], "attributes": ["{}"] * n, "resource": ['{"service.name":"api"}'] * n,
+        "scope": ["t"] * n, "template_id": [1] * n})
+
+
+def _requests(k: int) -> tuple[bytes, bytes]:
+    """An OTLP/protobuf traces request (3 spans, one with a bad span id) and a metrics request (2 points)."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    traces = ExportTraceServiceRequest()
+    rs = traces.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = f"svc{k}"
+    scope = rs.scope_spans.add()
+    for i, span_id in enumerate((b"\x01" * 8, b"\x02" * 8, b"\x03" * 7)):
+        span = scope.spans.add(trace_id=bytes([k + 1]) * 16, span_id=span_id, name=f"op{i}",
+                               start_time_unix_nano=10**18 + i, end_time_unix_nano=10**18 + 100 + i)
+        span.attributes.add(key="i").value.int_value = i
+    metrics = ExportMetricsServiceRequest()
+    rm = metrics.resource_metrics.add()
+    rm.resource.attributes.add(key="service.name").value.string_value = f"svc{k}"
+    gauge = rm.scope_metrics.add().metrics.add(name="cpu").gauge
+    for i in range(2):
+        gauge.data_points.add(time_unix_nano=10**18 + i, as_double=0.5 + i)
+    return traces.SerializeToString(), metrics.SerializeToString()
+
+
 def _counts(store: DuckStore) -> tuple[int, int]:
     row = store.query("SELECT count(*) AS n, count(DISTINCT span_id) AS d FROM spans").iloc[0]
     return int(row["n"]), int(row["d"])
@@ -42,14 +75,64 @@ def _crash_after(path: Path, script: str) -> str:
     return done.stdout
 
 
-def test_appended_batches_are_visible_to_the_next_read(tmp_path):
+@pytest.fixture
+def writer_waits(monkeypatch):
+    """The background writer stores logged batches only when told (flush), so reads meet them still logged."""
+    import rca.store.duck as duck
+
+    monkeypatch.setattr(duck, "APPLY_IDLE_S", 3600.0)
+    monkeypatch.setattr(duck, "APPLY_MAX_DELAY_S", 3600.0)
+
+
+def test_appended_batches_are_visible_to_the_next_read(tmp_path, writer_waits):
     with DuckStore(tmp_path / "rca.duckdb") as store:
         for k in range(5):
             assert store.append("spans", _spans(k * 100, 100)) == 100
-            assert store.stats()["n_spans"] == (k + 1) * 100  # no wait for the background writer
-        store.append("spans", _spans(500, 3))
-        spans, _ = store.get_trace(f"{501 // 10:032x}")
-        assert "00000000000001f5" in set(spans["span_id"]) and store.n_logged_rows == 0
+            assert store.stats()["n_spans"] == (k + 1) * 100
+        store.append("spans", _spans(500, 7))
+        assert store.n_logged_rows == 507  # every read above saw them in the log: none waited for DuckDB
+        store.flush()
+        assert store.n_logged_rows == 0
+        store.append("spans", _spans(507, 3))
+        store.append("logs", _logs(507, 3))
+        spans, logs = store.get_trace(f"{50:032x}")
+        assert list(spans["span_id"]) == [f"{i:016x}" for i in range(500, 510)]  # 7 stored, 3 logged
+        assert list(logs["span_id"]) == [f"{i:016x}" for i in range(507, 510)]
+        assert _counts(store) == (510, 510) and store.stats()["n_logs"] == 3
+        assert store.list_traces(limit=1000)["n_spans"].sum() == 510
+        assert len(store.spans_between(10**18 + 400, 10**18 + 600)) == 110
+        assert set(store.services()["service"]) == {"api"} and store.n_logged_rows == 6
+    with DuckStore(tmp_path / "rca.duckdb") as store:
+        assert _counts(store) == (510, 510) and store.n_logged_rows == 0
+
+
+def test_reads_during_applies_see_each_batch_once(tmp_path, writer_waits):
+    """Readers race the writer storing logged batches: every read sees each acknowledged row exactly once."""
+    with DuckStore(tmp_path / "rca.duckdb") as store:
+        acked, done, bad = [0], threading.Event(), []
+
+        def writer() -> None:
+            for k in range(200):
+                store.append("spans", _spans(k * 25, 25))
+                acked[0] = (k + 1) * 25
+                if k % 7 == 6:
+                    store.flush()
+            done.set()
+
+        def reader() -> None:
+            while not done.is_set():
+                before = acked[0]
+                n, distinct = _counts(store)
+                if n != distinct or n < before:
+                    bad.append((n, distinct, before))
+
+        threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not bad
+        assert _counts(store) == (5000, 5000)
 
 
 def test_crash_replays_unapplied_batches_exactly_once(tmp_path):
@@ -57,7 +140,8 @@ def test_crash_replays_unapplied_batches_exactly_once(tmp_path):
     out = _crash_after(path, """
 for k in range(6):
     store.append("spans", _spans(k * 1000, 1000))
-print(store.stats()["n_spans"])          # a read: the first 6000 rows are now stored in DuckDB...
+store.flush()                            # the first 6000 rows are now stored in DuckDB...
+print(store.stats()["n_spans"])
 for k in range(6, 10):
     store.append("spans", _spans(k * 1000, 1000))
 print(store.n_logged_rows)               # ...the last 4000 only logged when the process dies
@@ -182,9 +266,40 @@ def test_state_is_logged_in_order_with_batches(tmp_path):
 store.put_state("templates", "v1")
 store.append("spans", _spans(0, 10))
 store.put_state("templates", "v2")
-print(store.n_logged_rows, store.get_state("templates"), store.n_logged_rows)
+print(store.get_state("templates"))      # the last value logged, whether or not the writer stored it yet
+store.flush()
+print(store.n_logged_rows, store.get_state("templates"))
 store.put_state("templates", "v3")
 """)
-    assert out.split() == ["12", "v2", "0"]  # a read of state stores what is logged first
+    assert out.split() == ["v2", "0", "v2"]
     with DuckStore(path) as store:
         assert store.get_state("templates") == "v3" and _counts(store) == (10, 10)
+
+
+def test_requests_logged_as_received_are_decoded_again_after_a_crash(tmp_path):
+    from rca.ingest.otlp_proto import decode_proto
+
+    path = tmp_path / "rca.duckdb"
+    out = _crash_after(path, """
+import rca.store.duck as duck
+duck.APPLY_IDLE_S = duck.APPLY_MAX_DELAY_S = 3600.0  # all still only logged when the process dies
+from tests.test_wal import _requests
+from rca.ingest.otlp_proto import decode_proto
+for k in range(3):
+    traces, metrics = _requests(k)
+    store.append_many(decode_proto(traces, "traces").tables, {"spans": traces})
+    store.append_many(decode_proto(metrics, "metrics").tables, {"metrics": metrics})
+print(store.n_logged_rows)
+""")
+    assert out.split() == ["12"]
+    (segment,) = (tmp_path / "rca.duckdb.ingest-log").glob(f"*{SUFFIX}")
+    logged = segment.read_bytes()
+    assert all(r in logged for k in range(3) for r in _requests(k))  # as received, not re-encoded
+    with DuckStore(path) as store:
+        spans = store.query("SELECT * FROM spans ORDER BY trace_id, span_id")
+        metrics = store.query("SELECT * FROM metrics ORDER BY service, time_ns")
+    want_spans = pa.concat_tables([decode_proto(_requests(k)[0], "traces").tables["spans"] for k in range(3)])
+    want_metrics = pa.concat_tables([decode_proto(_requests(k)[1], "metrics").tables["metrics"] for k in range(3)])
+    assert len(spans) == 6 and len(metrics) == 6  # the bad span rejected again, as when it was received
+    assert spans.to_dict("list") == want_spans.to_pandas().sort_values(["trace_id", "span_id"]).to_dict("list")
+    assert metrics.to_dict("list") == want_metrics.to_pandas().sort_values(["service", "time_ns"]).to_dict("list")

@@ -15,6 +15,7 @@ from rca.ingest.batch import Batch
 from rca.interfaces.runtime import Runtime
 
 _template_lock = threading.Lock()
+_AS_REQUEST = ("spans", "metrics")  # tables stored as decoded (logs get template ids and severities)
 
 
 def _with_templates(runtime: Runtime, logs: pa.Table) -> pa.Table:
@@ -33,8 +34,9 @@ def _with_templates(runtime: Runtime, logs: pa.Table) -> pa.Table:
     return logs
 
 
-def store_batch(runtime: Runtime, batch: Batch) -> dict[str, int]:
-    """Append the batch's tables (logs templated first); returns rows stored per table."""
+def store_batch(runtime: Runtime, batch: Batch, request: bytes | None = None) -> dict[str, int]:
+    """Append the batch's tables (logs templated first); returns rows stored per table. ``request``: the
+    OTLP/protobuf request the batch is the decoding of (the store may log it instead of the rows)."""
     tables = {k: v for k, v in batch.tables.items() if v is not None and v.num_rows}
     if not tables:
         return {k: 0 for k in batch.tables}
@@ -42,5 +44,6 @@ def store_batch(runtime: Runtime, batch: Batch) -> dict[str, int]:
         with _template_lock:  # ids and the persisted state move together
             tables["logs"] = _with_templates(runtime, tables["logs"])
             runtime.templates.persist(runtime.store)  # before the rows that refer to its ids
-    counts = runtime.store.append_many(tables)
+    requests = {t: request for t in tables if t in _AS_REQUEST} if request is not None else None
+    counts = runtime.store.append_many(tables, requests)
     return {k: counts.get(k, 0) for k in batch.tables}

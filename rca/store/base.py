@@ -18,8 +18,10 @@ class Store(Protocol):
     def append(self, table: str, rows: Any) -> int:
         """Append a pyarrow.Table (or DataFrame) to ``spans``/``logs``/``metrics``; returns rows stored."""
 
-    def append_many(self, batches: dict[str, Any]) -> dict[str, int]:
-        """Append several tables as ONE batch (all or nothing; checked before anything is written)."""
+    def append_many(self, batches: dict[str, Any], requests: dict[str, bytes] | None = None) -> dict[str, int]:
+        """Append several tables as ONE batch (all or nothing; checked before anything is written).
+        ``requests``: per table, the OTLP/protobuf request its rows were decoded from, if they are exactly
+        that request's decoding (a store may keep the request instead of the rows)."""
 
     # -- reads --
     def get_trace(self, trace_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,15 +1,21 @@
 """The embedded default store: one DuckDB file, fed through a write-ahead log.
 
 Small appends (an OTLP request's batch) and ``put_state`` are logged first
-(``rca.store.wal``: Arrow IPC, fdatasync'd, concurrent appends sharing one
-fdatasync), so a returned call is durable; a background writer then applies the logged
-batches to DuckDB in large transactions (DuckDB stores 100k+ rows at a time
-for a third of the per-row cost of small commits), each recording the last
-applied log sequence number in the ``state`` table, in the same transaction,
-so a replay after a crash stores every batch exactly once. Every read first
-applies what is logged (an acknowledged batch is visible to the next read),
-opening the store replays what a crash left unapplied, and closing it applies
-everything. Large appends (``rca ingest``) go straight to DuckDB.
+(``rca.store.wal``, fdatasync'd, concurrent appends sharing one fdatasync), so a
+returned call is durable; a background writer then applies the logged batches
+to DuckDB in large transactions (DuckDB stores 100k+ rows at a time for a third
+of the per-row cost of small commits), each recording the last applied log
+sequence number in the ``state`` table, in the same transaction, so a replay
+after a crash stores every batch exactly once. Opening the store replays what a
+crash left unapplied, and closing it applies everything. Large appends
+(``rca ingest``) go straight to DuckDB.
+
+Reads never wait for the writer: a read's cursor sees DuckDB's tables plus the
+batches logged and not yet applied (kept in memory as Arrow tables), through
+temporary views named like the tables. A read lists the logged batches, then takes
+DuckDB's snapshot and keeps the batches that snapshot does not hold yet, so a
+batch being applied meanwhile is seen exactly once and a read never waits for
+an apply.
 
 Checkpoints (folding DuckDB's own WAL into the table file) are not done
 inline every 16 MB of WAL as DuckDB does by default: the background writer
@@ -24,6 +30,8 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +48,8 @@ from rca.store.wal import SUFFIX, WriteAheadLog
 WAL_CHECKPOINT_SIZE = "128MB"
 IDLE_CHECKPOINT_S = 1.0
 APPLIED_KEY = "ingest_log.applied_seq"  # state key: the last log record stored in DuckDB
-APPLY_ROWS = 131_072  # apply logged batches once this many rows wait (DuckDB's row group is 122,880)...
+APPLY_ROWS = 262_144  # apply logged batches once this many rows wait (half the cap below: reads see logged
+#                       rows, so a burst is acknowledged without an apply competing for the CPU)...
 APPLY_IDLE_S = 0.2  # ...or once appends pause this long...
 APPLY_MAX_DELAY_S = 1.0  # ...or once the oldest has waited this long
 APPLY_MAX_ROWS = 262_144  # rows per apply transaction
@@ -78,6 +87,7 @@ class DuckStore(TelemetryQueries):
         self._writer_until = float("inf")  # when the background writer next wakes by itself
         self._last_append = 0.0
         self._last_commit: float | None = None  # a commit not yet checkpointed
+        self._db = self._con.execute("SELECT current_database()").fetchone()[0]
         if not read_only:
             self._con.execute(f"SET checkpoint_threshold = '{WAL_CHECKPOINT_SIZE}'")
             self._create_schema()
@@ -108,16 +118,53 @@ class DuckStore(TelemetryQueries):
         try:
             self._log = WriteAheadLog(self.wal_dir, int(applied or 0), MAX_PENDING_ROWS)
             recovered = self._log.recover()
-        except (OSError, ValueError, KeyError, pa.ArrowInvalid) as exc:
+            for record in recovered:  # (a table logged as its OTLP request comes back in the decoder's order)
+                record.tables = {t: rows if t == "state" else self._arrow_rows(t, rows)
+                                 for t, rows in record.tables.items()}
+        except (OSError, ValueError, KeyError, pa.ArrowInvalid, InvalidInput) as exc:
             self._con.close()
             raise StoreError(f"cannot read the ingest log {self.wal_dir}: {exc}", {"path": str(self.wal_dir)}) from exc
         if recovered:
-            self._drain()
+            self.flush()
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """A reader's cursor, after what is logged has been stored (an acknowledged batch is visible)."""
-        self._drain()
-        return self._con.cursor()
+    @contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A reader's cursor that sees every acknowledged batch: DuckDB's tables, plus the batches still
+        only logged as temporary views of the same names (``spans`` = stored rows UNION ALL logged rows)."""
+        cur = self._con.cursor()
+        try:
+            logged = self._snapshot(cur)
+            yield cur
+            if logged:
+                cur.commit()  # (a read-only transaction; committed so that nextval() and the like persist)
+        finally:
+            cur.close()
+
+    def _snapshot(self, cur: duckdb.DuckDBPyConnection) -> bool:
+        """Fix ``cur``'s view: DuckDB's tables now, plus the logged batches they do not hold yet; False when
+        nothing waits in the log. Lock-free: the batches are listed first, then the DuckDB snapshot says
+        (its ``APPLIED_KEY``, stored with each apply) which of them it already holds; a batch leaves the
+        log's memory only after its apply has committed, so none falls between the two."""
+        log = self._log
+        if log is None or not log.n_pending_rows:
+            return False
+        records = log.durable()
+        if not records:
+            return False
+        cur.begin()
+        rows = cur.execute("SELECT value FROM state WHERE key = ?", [APPLIED_KEY]).fetchall()  # the snapshot
+        applied = int(rows[0][0]) if rows else 0
+        logged: dict[str, list[pa.Table]] = {}
+        for record in records:
+            if record.seq > applied:
+                for table, rows in record.tables.items():
+                    if table != "state":
+                        logged.setdefault(table, []).append(rows)
+        for table, parts in logged.items():
+            cur.register(f"_logged_{table}", parts[0] if len(parts) == 1 else pa.concat_tables(parts))
+            cur.execute(f'CREATE TEMP VIEW {table} AS SELECT * FROM "{self._db}".main.{table} '
+                        f"UNION ALL BY NAME SELECT * FROM _logged_{table}")
+        return True
 
     # ------------------------------------------------------------------ writes
     def _arrow_rows(self, table: str, rows: Any) -> pa.Table | None:
@@ -173,7 +220,9 @@ class DuckStore(TelemetryQueries):
     def append(self, table: str, rows: Any) -> int:
         return self.append_many({table: rows})[table]
 
-    def append_many(self, batches: dict[str, Any]) -> dict[str, int]:
+    def append_many(self, batches: dict[str, Any], requests: dict[str, bytes] | None = None) -> dict[str, int]:
+        """``requests``: for a table whose rows are exactly what ``decode_proto`` gives for an OTLP/protobuf
+        request, that request; the log keeps it instead of the rows (see ``rca.store.wal``)."""
         tables = {table: self._arrow_rows(table, rows) for table, rows in batches.items()}
         out = {table: (0 if rows is None else rows.num_rows) for table, rows in tables.items()}
         todo = {table: rows for table, rows in tables.items() if rows is not None}
@@ -183,7 +232,7 @@ class DuckStore(TelemetryQueries):
             with self._lock:
                 self._insert_all(list(todo.items()))
             return out
-        self._logged(self._log.append(todo))
+        self._logged(self._log.append(todo, requests))
         return out
 
     def _logged(self, n_pending: int) -> None:
@@ -218,8 +267,9 @@ class DuckStore(TelemetryQueries):
         """Rows acknowledged (logged) and not yet stored in DuckDB; the next read stores them first."""
         return 0 if self._log is None else self._log.n_pending_rows
 
-    def _drain(self) -> None:
-        """Store every batch acknowledged so far (reads call this first)."""
+    def flush(self) -> None:
+        """Store every batch acknowledged so far in DuckDB's tables (writes through ``execute`` and close
+        call this first; reads see logged batches without it)."""
         log = self._log
         if log is None or not log.n_pending_rows:
             return
@@ -281,16 +331,22 @@ class DuckStore(TelemetryQueries):
 
     # ------------------------------------------------------------------ raw SQL and state
     def execute(self, sql: str, params: list | tuple | None = None) -> None:
-        self._drain()
+        self.flush()
         with self._lock:
             self._con.execute(sql, params or [])
             self._committed()
 
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
-        return self._cursor().execute(sql, params or []).df()
+        with self._reading() as cur:
+            return cur.execute(sql, params or []).df()
 
     def get_state(self, key: str) -> str | None:
-        row = self._cursor().execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+        if self._log is not None:
+            found, value = self._log.logged_state(key)
+            if found:
+                return value
+        with self._reading() as cur:
+            row = cur.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
         return None if row is None else row[0]
 
     def put_state(self, key: str, value: str) -> None:
@@ -308,7 +364,7 @@ class DuckStore(TelemetryQueries):
         if self._closed:
             return
         try:
-            self._drain()
+            self.flush()
         finally:
             with self._lock:
                 self._closed = True

@@ -1,7 +1,7 @@
 """The read side of the DuckDB store: SQL over the telemetry tables.
 
-Each read first stores what the ingest log still holds (``_drain``), so an
-acknowledged batch is visible to the next read; it then runs on its own cursor.
+Each read runs on its own cursor (``_reading``), which sees every acknowledged
+batch, stored in DuckDB's tables or still only in the ingest log.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from rca.errors import NotFound
 
 
 class TelemetryQueries:
-    """Mixed into ``DuckStore``, whose ``_cursor()`` first stores what waits in its ingest log."""
+    """Mixed into ``DuckStore``, whose ``_reading()`` gives a cursor that also sees logged batches."""
 
     def get_trace(self, trace_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         tid = trace_id.strip().lower()
-        cur = self._cursor()
-        spans = cur.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", [tid]).df()
-        if spans.empty:
-            raise NotFound(f"trace {trace_id} not found", {"trace_id": trace_id})
-        logs = cur.execute("SELECT * FROM logs WHERE trace_id = ? ORDER BY time_ns", [tid]).df()
+        with self._reading() as cur:
+            spans = cur.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", [tid]).df()
+            if spans.empty:
+                raise NotFound(f"trace {trace_id} not found", {"trace_id": trace_id})
+            logs = cur.execute("SELECT * FROM logs WHERE trace_id = ? ORDER BY time_ns", [tid]).df()
         return spans, logs
 
     def list_traces(
@@ -44,30 +44,22 @@ class TelemetryQueries:
                    bool_or(status_code = 2) AS error
             FROM spans WHERE {cond}
             GROUP BY trace_id ORDER BY start_ns DESC LIMIT ?"""
-        return self._cursor().execute(sql, params + [int(limit)]).df()
+        with self._reading() as cur:
+            return cur.execute(sql, params + [int(limit)]).df()
 
     def services(self) -> pd.DataFrame:
-        return self._cursor().execute(
-            """
-            WITH s AS (SELECT service, count(*) n, min(start_ns) f, max(end_ns) l FROM spans GROUP BY service),
-                 g AS (SELECT service, count(*) n, min(time_ns) f, max(time_ns) l FROM logs GROUP BY service),
-                 m AS (SELECT service, count(*) n, min(time_ns) f, max(time_ns) l FROM metrics GROUP BY service)
-            SELECT coalesce(s.service, g.service, m.service) AS service,
-                   coalesce(s.n, 0) AS n_spans, coalesce(g.n, 0) AS n_logs, coalesce(m.n, 0) AS n_metric_points,
-                   least(s.f, g.f, m.f) AS first_ns, greatest(s.l, g.l, m.l) AS last_ns
-            FROM s FULL OUTER JOIN g USING (service) FULL OUTER JOIN m USING (service)
-            ORDER BY service"""
-        ).df()
+        with self._reading() as cur:
+            return cur.execute(_SERVICES).df()
 
     def stats(self) -> dict[str, Any]:
-        cur = self._cursor()
-        n_spans, n_traces = cur.execute("SELECT count(*), count(DISTINCT trace_id) FROM spans").fetchone()
-        (n_logs,) = cur.execute("SELECT count(*) FROM logs").fetchone()
-        (n_points,) = cur.execute("SELECT count(*) FROM metrics").fetchone()
-        (n_services,) = cur.execute(
-            "SELECT count(*) FROM (SELECT service FROM spans UNION SELECT service FROM logs UNION SELECT service FROM metrics)"
-        ).fetchone()
-        first, last = self.time_range()
+        with self._reading() as cur:
+            n_spans, n_traces = cur.execute("SELECT count(*), count(DISTINCT trace_id) FROM spans").fetchone()
+            (n_logs,) = cur.execute("SELECT count(*) FROM logs").fetchone()
+            (n_points,) = cur.execute("SELECT count(*) FROM metrics").fetchone()
+            (n_services,) = cur.execute(
+                "SELECT count(*) FROM (SELECT service FROM spans UNION SELECT service FROM logs "
+                "UNION SELECT service FROM metrics)").fetchone()
+            first, last = cur.execute(_TIME_RANGE).fetchone()
         return {
             "path": str(self.path),
             "n_spans": int(n_spans),
@@ -75,17 +67,13 @@ class TelemetryQueries:
             "n_logs": int(n_logs),
             "n_metric_points": int(n_points),
             "n_services": int(n_services),
-            "first_ns": first,
-            "last_ns": last,
+            "first_ns": None if first is None else int(first),
+            "last_ns": None if last is None else int(last),
         }
 
     def time_range(self) -> tuple[int | None, int | None]:
-        row = self._cursor().execute(
-            """SELECT min(f), max(l) FROM (
-                 SELECT min(start_ns) f, max(end_ns) l FROM spans
-                 UNION ALL SELECT min(time_ns), max(time_ns) FROM logs
-                 UNION ALL SELECT min(time_ns), max(time_ns) FROM metrics)"""
-        ).fetchone()
+        with self._reading() as cur:
+            row = cur.execute(_TIME_RANGE).fetchone()
         return (None if row[0] is None else int(row[0]), None if row[1] is None else int(row[1]))
 
     def _between(self, table: str, tcol: str, start_ns, end_ns, services) -> pd.DataFrame:
@@ -94,7 +82,8 @@ class TelemetryQueries:
             where.append(f"service IN ({', '.join('?' for _ in services)})")
             params += list(services)
         cond = " AND ".join(where) or "TRUE"
-        return self._cursor().execute(f"SELECT * FROM {table} WHERE {cond} ORDER BY {tcol}", params).df()
+        with self._reading() as cur:
+            return cur.execute(f"SELECT * FROM {table} WHERE {cond} ORDER BY {tcol}", params).df()
 
     def spans_between(self, start_ns, end_ns, services=None) -> pd.DataFrame:
         return self._between("spans", "start_ns", start_ns, end_ns, services)
@@ -104,6 +93,22 @@ class TelemetryQueries:
 
     def metrics_between(self, start_ns, end_ns, services=None) -> pd.DataFrame:
         return self._between("metrics", "time_ns", start_ns, end_ns, services)
+
+
+_SERVICES = """
+            WITH s AS (SELECT service, count(*) n, min(start_ns) f, max(end_ns) l FROM spans GROUP BY service),
+                 g AS (SELECT service, count(*) n, min(time_ns) f, max(time_ns) l FROM logs GROUP BY service),
+                 m AS (SELECT service, count(*) n, min(time_ns) f, max(time_ns) l FROM metrics GROUP BY service)
+            SELECT coalesce(s.service, g.service, m.service) AS service,
+                   coalesce(s.n, 0) AS n_spans, coalesce(g.n, 0) AS n_logs, coalesce(m.n, 0) AS n_metric_points,
+                   least(s.f, g.f, m.f) AS first_ns, greatest(s.l, g.l, m.l) AS last_ns
+            FROM s FULL OUTER JOIN g USING (service) FULL OUTER JOIN m USING (service)
+            ORDER BY service"""
+
+_TIME_RANGE = """SELECT min(f), max(l) FROM (
+                 SELECT min(start_ns) f, max(end_ns) l FROM spans
+                 UNION ALL SELECT min(time_ns), max(time_ns) FROM logs
+                 UNION ALL SELECT min(time_ns), max(time_ns) FROM metrics)"""
 
 
 def _window(col: str, start_ns: int | None, end_ns: int | None) -> tuple[list[str], list]:

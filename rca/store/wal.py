@@ -6,8 +6,11 @@ fdatasync'd: durable) and the store applies many of them to DuckDB later, in
 one large transaction that also records how far it got (``applied_seq``).
 
 A record is one batch: a header (magic, sequence number, payload length,
-CRC-32 of the payload) and a payload of (table code, length, Arrow IPC stream)
-parts. Records go to segment files named for their first sequence number;
+CRC-32 of the payload) and a payload of (table code, length, bytes) parts: an
+Arrow IPC stream of the rows, or, for spans and metric points decoded from an
+OTLP/protobuf request, that request as received (a third of the bytes of the
+decoded rows and nothing to encode; recovery decodes it again, which gives the
+same rows). Records go to segment files named for their first sequence number;
 appends that arrive while an fdatasync runs share the next one (group commit).
 Records stay in memory until the store says they are applied; segments whose
 records are all applied are deleted. On open, ``recover`` reads what a crash
@@ -35,6 +38,8 @@ _HEADER = struct.Struct("<4sQII")  # magic, seq, payload length, crc32(payload)
 _PART = struct.Struct("<BI")  # table code, Arrow IPC stream length
 TABLE_CODES = {"spans": 1, "logs": 2, "metrics": 3, "state": 4}  # state: (key, value) rows, the last one wins
 _TABLE_OF_CODE = {v: k for k, v in TABLE_CODES.items()}
+REQUEST_CODES = {"spans": 5, "metrics": 6}  # the rows as the OTLP/protobuf request they were decoded from
+_REQUEST_OF_CODE = {5: ("spans", "traces"), 6: ("metrics", "metrics")}
 SEGMENT_BYTES = 64 << 20
 SUFFIX = ".wal"
 
@@ -47,10 +52,15 @@ class Record:
     logged_at: float = field(default_factory=time.monotonic)
 
 
-def encode_tables(tables: dict[str, pa.Table]) -> list:
-    """A record payload as a list of buffers (Arrow IPC streams with their part headers)."""
+def encode_tables(tables: dict[str, pa.Table], requests: dict[str, bytes] | None = None) -> list:
+    """A record payload as a list of buffers (with their part headers): each table as its OTLP request
+    when ``requests`` has one for it (see ``DuckStore.append_many``), else as an Arrow IPC stream."""
     parts: list = []
     for name, table in tables.items():
+        request = requests.get(name) if requests and name in REQUEST_CODES else None
+        if request is not None:
+            parts += [_PART.pack(REQUEST_CODES[name], len(request)), request]
+            continue
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
@@ -64,7 +74,13 @@ def decode_tables(payload: memoryview) -> dict[str, pa.Table]:
     while pos < len(payload):
         code, size = _PART.unpack_from(payload, pos)
         pos += _PART.size
-        tables[_TABLE_OF_CODE[code]] = pa.ipc.open_stream(pa.py_buffer(payload[pos:pos + size])).read_all()
+        if code in _REQUEST_OF_CODE:
+            from rca.ingest.otlp_proto import decode_proto
+
+            table, signal = _REQUEST_OF_CODE[code]
+            tables[table] = decode_proto(bytes(payload[pos:pos + size]), signal).tables[table]
+        else:
+            tables[_TABLE_OF_CODE[code]] = pa.ipc.open_stream(pa.py_buffer(payload[pos:pos + size])).read_all()
         pos += size
     return tables
 
@@ -143,9 +159,10 @@ class WriteAheadLog:
         return list(self._records)
 
     # ------------------------------------------------------------------ appends
-    def append(self, tables: dict[str, pa.Table]) -> int:
-        """Log ``tables`` as one record; returns (the rows logged and not yet applied) once it is on disk."""
-        parts = encode_tables(tables)
+    def append(self, tables: dict[str, pa.Table], requests: dict[str, bytes] | None = None) -> int:
+        """Log ``tables`` as one record (those in ``requests`` as their OTLP request); returns (the rows
+        logged and not yet applied) once it is on disk."""
+        parts = encode_tables(tables, requests)
         size = sum(map(len, parts))  # (bytes and Arrow buffers)
         crc = 0
         for p in parts:
@@ -255,6 +272,18 @@ class WriteAheadLog:
                 out.append(r)
                 n += r.n_rows
         return out
+
+    def logged_state(self, key: str) -> tuple[bool, str | None]:
+        """(True, value) when a record not yet applied sets ``key`` (the last one wins), else (False, None)."""
+        with self._lock:
+            for r in reversed(self._records):
+                rows = r.tables.get("state")
+                if rows is not None:
+                    pairs = zip(rows.column("key").to_pylist(), rows.column("value").to_pylist())
+                    for k, v in reversed(list(pairs)):
+                        if k == key:
+                            return True, v
+        return False, None
 
     @property
     def synced_seq(self) -> int:

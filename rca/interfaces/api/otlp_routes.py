@@ -107,7 +107,7 @@ def _decode_and_store(runtime, body: bytes, gzipped: bool, encoding: str, signal
     if gzipped:
         body = gunzip_bounded(body, runtime.settings.max_body_bytes)
     batch = _decode(body, encoding, signal)
-    store_batch(runtime, batch)
+    store_batch(runtime, batch, body if encoding == PROTOBUF else None)
     return batch
 
 
