@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from rca.errors import InvalidInput
+from rca.errors import InvalidInput, StoreError
 from rca.ingest.batch import Batch
 from rca.store.duck import DuckStore
 from rca.store.wal import SUFFIX, WriteAheadLog, read_segment
@@ -138,6 +138,8 @@ def test_reads_during_applies_see_each_batch_once(tmp_path, writer_waits):
 def test_crash_replays_unapplied_batches_exactly_once(tmp_path):
     path = tmp_path / "rca.duckdb"
     out = _crash_after(path, """
+import rca.store.duck as duck
+duck.APPLY_IDLE_S = duck.APPLY_MAX_DELAY_S = 3600.0  # only flush() stores logged batches
 for k in range(6):
     store.append("spans", _spans(k * 1000, 1000))
 store.flush()                            # the first 6000 rows are now stored in DuckDB...
@@ -303,3 +305,23 @@ print(store.n_logged_rows)
     assert len(spans) == 6 and len(metrics) == 6  # the bad span rejected again, as when it was received
     assert spans.to_dict("list") == want_spans.to_pandas().sort_values(["trace_id", "span_id"]).to_dict("list")
     assert metrics.to_dict("list") == want_metrics.to_pandas().sort_values(["service", "time_ns"]).to_dict("list")
+
+
+def test_requests_logged_by_another_decoder_version_are_not_guessed_at(tmp_path, monkeypatch):
+    import rca.ingest.otlp_proto as otlp_proto
+
+    path = tmp_path / "rca.duckdb"
+    _crash_after(path, """
+import rca.store.duck as duck
+duck.APPLY_IDLE_S = duck.APPLY_MAX_DELAY_S = 3600.0
+from tests.test_wal import _requests
+from rca.ingest.otlp_proto import decode_proto
+traces, _ = _requests(0)
+store.append_many(decode_proto(traces, "traces").tables, {"spans": traces})
+""")
+    monkeypatch.setattr(otlp_proto, "DECODER_VERSION", otlp_proto.DECODER_VERSION + 1)  # as after an upgrade
+    with pytest.raises(StoreError, match="decoder version 1, but this rca decodes version 2: start the rca version"):
+        DuckStore(path)
+    monkeypatch.undo()
+    with DuckStore(path) as store:  # the version that logged them stores them
+        assert _counts(store) == (2, 2)

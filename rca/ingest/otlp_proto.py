@@ -22,6 +22,9 @@ from rca.errors import InvalidInput
 from rca.ingest.batch import SCHEMAS, Batch, body_text, resource_identity, to_json
 
 _SPANS = SCHEMAS["spans"]
+# Bump when the rows a valid request decodes to change: the store's log keeps requests as received and
+# decodes them again after a crash, which must give the rows that were acknowledged.
+DECODER_VERSION = 1
 _REASONS = ("traceId must be 16 bytes", "spanId must be 8 bytes", "parentSpanId must be empty or 8 bytes",
             "timestamp out of range", "span ends before it starts", "kind out of range 0..5",
             "status code out of range 0..2", "traceId/spanId is all zeros")  # bit k of otlp_wire's BAD

@@ -27,6 +27,7 @@ One writer (a lock around every write); readers use their own cursor.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import weakref
@@ -56,6 +57,7 @@ APPLY_MAX_ROWS = 262_144  # rows per apply transaction
 APPLY_RETRY_S = 1.0  # after a failed apply (disk full, I/O error); the batches stay logged
 DIRECT_ROWS = 65_536  # an append this large is one cheap transaction already: straight to DuckDB
 MAX_PENDING_ROWS = 1 << 19  # appends wait while this many logged rows (~250 MB) are not yet applied
+TABLE_NAMES = tuple(TABLES)  # the telemetry tables, which reads see with their logged rows
 _INDEXES = [
     "CREATE INDEX IF NOT EXISTS spans_trace ON spans(trace_id)",
     "CREATE INDEX IF NOT EXISTS logs_trace ON logs(trace_id)",
@@ -128,19 +130,20 @@ class DuckStore(TelemetryQueries):
             self.flush()
 
     @contextmanager
-    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A reader's cursor that sees every acknowledged batch: DuckDB's tables, plus the batches still
-        only logged as temporary views of the same names (``spans`` = stored rows UNION ALL logged rows)."""
+    def _reading(self, tables: tuple[str, ...] = TABLE_NAMES) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A reader's cursor that sees every acknowledged batch of ``tables``: DuckDB's tables, plus the
+        batches still only logged as temporary views of the same names (``spans`` = stored rows UNION ALL
+        logged rows). Only the tables a read uses: a view costs its logged rows' scan."""
         cur = self._con.cursor()
         try:
-            logged = self._snapshot(cur)
+            logged = self._snapshot(cur, tables) if tables else False
             yield cur
             if logged:
                 cur.commit()  # (a read-only transaction; committed so that nextval() and the like persist)
         finally:
             cur.close()
 
-    def _snapshot(self, cur: duckdb.DuckDBPyConnection) -> bool:
+    def _snapshot(self, cur: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> bool:
         """Fix ``cur``'s view: DuckDB's tables now, plus the logged batches they do not hold yet; False when
         nothing waits in the log. Lock-free: the batches are listed first, then the DuckDB snapshot says
         (its ``APPLIED_KEY``, stored with each apply) which of them it already holds; a batch leaves the
@@ -158,7 +161,7 @@ class DuckStore(TelemetryQueries):
         for record in records:
             if record.seq > applied:
                 for table, rows in record.tables.items():
-                    if table != "state":
+                    if table in tables:
                         logged.setdefault(table, []).append(rows)
         for table, parts in logged.items():
             cur.register(f"_logged_{table}", parts[0] if len(parts) == 1 else pa.concat_tables(parts))
@@ -222,7 +225,8 @@ class DuckStore(TelemetryQueries):
 
     def append_many(self, batches: dict[str, Any], requests: dict[str, bytes] | None = None) -> dict[str, int]:
         """``requests``: for a table whose rows are exactly what ``decode_proto`` gives for an OTLP/protobuf
-        request, that request; the log keeps it instead of the rows (see ``rca.store.wal``)."""
+        request (its output unmodified), that request; the log keeps it instead of the rows (see
+        ``rca.store.wal``)."""
         tables = {table: self._arrow_rows(table, rows) for table, rows in batches.items()}
         out = {table: (0 if rows is None else rows.num_rows) for table, rows in tables.items()}
         todo = {table: rows for table, rows in tables.items() if rows is not None}
@@ -264,7 +268,7 @@ class DuckStore(TelemetryQueries):
 
     @property
     def n_logged_rows(self) -> int:
-        """Rows acknowledged (logged) and not yet stored in DuckDB; the next read stores them first."""
+        """Rows acknowledged (logged) and not yet stored in DuckDB's tables (reads see them all the same)."""
         return 0 if self._log is None else self._log.n_pending_rows
 
     def flush(self) -> None:
@@ -337,7 +341,7 @@ class DuckStore(TelemetryQueries):
             self._committed()
 
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
-        with self._reading() as cur:
+        with self._reading(tuple(t for t in TABLE_NAMES if re.search(rf"\b{t}\b", sql, re.IGNORECASE))) as cur:
             return cur.execute(sql, params or []).df()
 
     def get_state(self, key: str) -> str | None:
@@ -345,7 +349,7 @@ class DuckStore(TelemetryQueries):
             found, value = self._log.logged_state(key)
             if found:
                 return value
-        with self._reading() as cur:
+        with self._reading(()) as cur:  # (logged state is never in a view: it was looked up above)
             row = cur.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
         return None if row is None else row[0]
 

@@ -18,7 +18,7 @@ class TelemetryQueries:
 
     def get_trace(self, trace_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         tid = trace_id.strip().lower()
-        with self._reading() as cur:
+        with self._reading(("spans", "logs")) as cur:
             spans = cur.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", [tid]).df()
             if spans.empty:
                 raise NotFound(f"trace {trace_id} not found", {"trace_id": trace_id})
@@ -44,7 +44,7 @@ class TelemetryQueries:
                    bool_or(status_code = 2) AS error
             FROM spans WHERE {cond}
             GROUP BY trace_id ORDER BY start_ns DESC LIMIT ?"""
-        with self._reading() as cur:
+        with self._reading(("spans",)) as cur:
             return cur.execute(sql, params + [int(limit)]).df()
 
     def services(self) -> pd.DataFrame:
@@ -82,7 +82,7 @@ class TelemetryQueries:
             where.append(f"service IN ({', '.join('?' for _ in services)})")
             params += list(services)
         cond = " AND ".join(where) or "TRUE"
-        with self._reading() as cur:
+        with self._reading((table,)) as cur:
             return cur.execute(f"SELECT * FROM {table} WHERE {cond} ORDER BY {tcol}", params).df()
 
     def spans_between(self, start_ns, end_ns, services=None) -> pd.DataFrame:

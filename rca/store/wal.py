@@ -58,8 +58,8 @@ def encode_tables(tables: dict[str, pa.Table], requests: dict[str, bytes] | None
     parts: list = []
     for name, table in tables.items():
         request = requests.get(name) if requests and name in REQUEST_CODES else None
-        if request is not None:
-            parts += [_PART.pack(REQUEST_CODES[name], len(request)), request]
+        if request is not None:  # (the decoder's version first: its rows are what was acknowledged)
+            parts += [_PART.pack(REQUEST_CODES[name], 1 + len(request)), _decoder_version(), request]
             continue
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -78,11 +78,21 @@ def decode_tables(payload: memoryview) -> dict[str, pa.Table]:
             from rca.ingest.otlp_proto import decode_proto
 
             table, signal = _REQUEST_OF_CODE[code]
-            tables[table] = decode_proto(bytes(payload[pos:pos + size]), signal).tables[table]
+            if payload[pos:pos + 1] != _decoder_version():
+                raise ValueError(f"{table} logged as a request for OTLP decoder version {payload[pos]}, but this rca "
+                                 f"decodes version {_decoder_version()[0]}: start the rca version that logged them "
+                                 "once, so that it stores them")
+            tables[table] = decode_proto(bytes(payload[pos + 1:pos + size]), signal).tables[table]
         else:
             tables[_TABLE_OF_CODE[code]] = pa.ipc.open_stream(pa.py_buffer(payload[pos:pos + size])).read_all()
         pos += size
     return tables
+
+
+def _decoder_version() -> bytes:
+    from rca.ingest.otlp_proto import DECODER_VERSION
+
+    return bytes([DECODER_VERSION])
 
 
 def read_segment(path: Path) -> list[tuple[int, memoryview]]:
@@ -274,10 +284,11 @@ class WriteAheadLog:
         return out
 
     def logged_state(self, key: str) -> tuple[bool, str | None]:
-        """(True, value) when a record not yet applied sets ``key`` (the last one wins), else (False, None)."""
+        """(True, value) when a record on disk and not yet applied sets ``key`` (the last one wins), else
+        (False, None)."""
         with self._lock:
             for r in reversed(self._records):
-                rows = r.tables.get("state")
+                rows = r.tables.get("state") if r.seq <= self._synced else None
                 if rows is not None:
                     pairs = zip(rows.column("key").to_pylist(), rows.column("value").to_pylist())
                     for k, v in reversed(list(pairs)):
