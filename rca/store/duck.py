@@ -155,8 +155,8 @@ class DuckStore(TelemetryQueries):
         if not records:
             return False
         cur.begin()
-        rows = cur.execute("SELECT value FROM state WHERE key = ?", [APPLIED_KEY]).fetchall()  # the snapshot
-        applied = int(rows[0][0]) if rows else 0
+        found = cur.execute("SELECT value FROM state WHERE key = ?", [APPLIED_KEY]).fetchall()  # the snapshot
+        applied = int(found[0][0]) if found else 0
         logged: dict[str, list[pa.Table]] = {}
         for record in records:
             if record.seq > applied:

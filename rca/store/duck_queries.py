@@ -59,7 +59,7 @@ class TelemetryQueries:
             (n_services,) = cur.execute(
                 "SELECT count(*) FROM (SELECT service FROM spans UNION SELECT service FROM logs "
                 "UNION SELECT service FROM metrics)").fetchone()
-            first, last = cur.execute(_TIME_RANGE).fetchone()
+            first, last = _time_range(cur)
         return {
             "path": str(self.path),
             "n_spans": int(n_spans),
@@ -67,14 +67,13 @@ class TelemetryQueries:
             "n_logs": int(n_logs),
             "n_metric_points": int(n_points),
             "n_services": int(n_services),
-            "first_ns": None if first is None else int(first),
-            "last_ns": None if last is None else int(last),
+            "first_ns": first,
+            "last_ns": last,
         }
 
     def time_range(self) -> tuple[int | None, int | None]:
         with self._reading() as cur:
-            row = cur.execute(_TIME_RANGE).fetchone()
-        return (None if row[0] is None else int(row[0]), None if row[1] is None else int(row[1]))
+            return _time_range(cur)
 
     def _between(self, table: str, tcol: str, start_ns, end_ns, services) -> pd.DataFrame:
         where, params = _window(tcol, start_ns, end_ns)
@@ -109,6 +108,11 @@ _TIME_RANGE = """SELECT min(f), max(l) FROM (
                  SELECT min(start_ns) f, max(end_ns) l FROM spans
                  UNION ALL SELECT min(time_ns), max(time_ns) FROM logs
                  UNION ALL SELECT min(time_ns), max(time_ns) FROM metrics)"""
+
+
+def _time_range(cur) -> tuple[int | None, int | None]:
+    first, last = cur.execute(_TIME_RANGE).fetchone()
+    return (None if first is None else int(first), None if last is None else int(last))
 
 
 def _window(col: str, start_ns: int | None, end_ns: int | None) -> tuple[list[str], list]:

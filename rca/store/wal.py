@@ -32,14 +32,15 @@ from pathlib import Path
 import pyarrow as pa
 
 from rca.errors import StoreError
+from rca.ingest.batch import SIGNAL_OF_TABLE
 
 MAGIC = b"RCAW"
 _HEADER = struct.Struct("<4sQII")  # magic, seq, payload length, crc32(payload)
-_PART = struct.Struct("<BI")  # table code, Arrow IPC stream length
+_PART = struct.Struct("<BI")  # part code, part length
 TABLE_CODES = {"spans": 1, "logs": 2, "metrics": 3, "state": 4}  # state: (key, value) rows, the last one wins
 _TABLE_OF_CODE = {v: k for k, v in TABLE_CODES.items()}
 REQUEST_CODES = {"spans": 5, "metrics": 6}  # the rows as the OTLP/protobuf request they were decoded from
-_REQUEST_OF_CODE = {5: ("spans", "traces"), 6: ("metrics", "metrics")}
+_TABLE_OF_REQUEST_CODE = {v: k for k, v in REQUEST_CODES.items()}
 SEGMENT_BYTES = 64 << 20
 SUFFIX = ".wal"
 
@@ -74,15 +75,15 @@ def decode_tables(payload: memoryview) -> dict[str, pa.Table]:
     while pos < len(payload):
         code, size = _PART.unpack_from(payload, pos)
         pos += _PART.size
-        if code in _REQUEST_OF_CODE:
+        if code in _TABLE_OF_REQUEST_CODE:
             from rca.ingest.otlp_proto import decode_proto
 
-            table, signal = _REQUEST_OF_CODE[code]
+            table = _TABLE_OF_REQUEST_CODE[code]
             if payload[pos:pos + 1] != _decoder_version():
                 raise ValueError(f"{table} logged as a request for OTLP decoder version {payload[pos]}, but this rca "
                                  f"decodes version {_decoder_version()[0]}: start the rca version that logged them "
                                  "once, so that it stores them")
-            tables[table] = decode_proto(bytes(payload[pos + 1:pos + size]), signal).tables[table]
+            tables[table] = decode_proto(bytes(payload[pos + 1:pos + size]), SIGNAL_OF_TABLE[table]).tables[table]
         else:
             tables[_TABLE_OF_CODE[code]] = pa.ipc.open_stream(pa.py_buffer(payload[pos:pos + size])).read_all()
         pos += size
