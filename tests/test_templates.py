@@ -44,7 +44,8 @@ def _loghub_lines() -> list[str]:
 
     lines = ["conn 10.1.2.3:5432 closed ssh2", "conn 10.1.2.4:5433 closed ssh3", "addr 0x7f at 1x7f",
              "addr 0x7e at 1x7e", "addr 1x7e at 0x7e", "took 5.4 KB, 3 MB MB in 12ms", "node-D0 up 7",
-             "node-D1 up 8", "id deadbeef12 ok", "id 12deadbeef ok", "key=12 \u00a0 é 7"]
+             "node-D1 up 8", "id deadbeef12 ok", "id 12deadbeef ok", "key=12 \u00a0 é 7",
+             "retry 12 of 30 after 450 ms", "retry 13 of 31 after 451 ms"]  # (one shape, masked alike)
     for csv in sorted(LOGHUB.glob("*/*_2k.log_structured_corrected.csv")):
         lines += pd.read_csv(csv, dtype=str, keep_default_na=False)["Content"].tolist()
     return lines
