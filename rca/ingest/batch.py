@@ -16,8 +16,13 @@ from rca.schema import LOG_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS
 
 _ARROW = {"VARCHAR": pa.string(), "JSON": pa.string(), "BIGINT": pa.int64(), "TINYINT": pa.int8(),
           "INTEGER": pa.int32(), "DOUBLE": pa.float64()}
+# Columns that come from a record's resource or scope: one value per resource for a whole request (the
+# resource's JSON is ~200 bytes, repeated for every span), so dictionary-encoded (the value once, an index
+# per row). DuckDB stores them as VARCHAR like the rest and reads them so from Arrow.
+PER_RESOURCE = ("service", "pod", "resource", "scope")
+PER_RESOURCE_TYPE = pa.dictionary(pa.int32(), pa.string())
 SCHEMAS = {
-    name: pa.schema([(c, _ARROW[t]) for c, t in cols.items()])
+    name: pa.schema([(c, PER_RESOURCE_TYPE if c in PER_RESOURCE else _ARROW[t]) for c, t in cols.items()])
     for name, cols in (("spans", SPAN_COLUMNS), ("logs", LOG_COLUMNS), ("metrics", METRIC_COLUMNS))
 }
 SIGNAL_OF_TABLE = {"spans": "traces", "logs": "logs", "metrics": "metrics"}

@@ -137,26 +137,28 @@ def _string_column(data, offsets: np.ndarray) -> pa.Array:
 
 
 @lru_cache(maxsize=1024)
-def _group_texts(resources: tuple[bytes, ...], scopes: tuple[bytes, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """A request's resources and scopes (as encoded) -> the texts ``otlp_wire.repeat_texts`` reads: the
-    resources' JSON, services, pods, then the scopes' names. Requests from one process repeat them."""
+def _dictionaries(resources: tuple[bytes, ...], scopes: tuple[bytes, ...]) -> tuple[pa.Array, ...]:
+    """A request's resources and scopes (as encoded) -> the dictionaries of the per-resource columns
+    (``batch.PER_RESOURCE``): the resources' JSON, services and pods (one entry per resource), and the
+    scopes' names (one per scope). Requests from one process repeat them."""
     try:
         res = [_resource(raw) for raw in resources]
         names = [_scope_name(raw) for raw in scopes]
     except DecodeError as exc:
         raise _malformed(f"resource or scope: {exc}") from exc
-    return _texts([r[0] for r in res] + [r[1] for r in res] + [r[2] for r in res] + names)
+    return tuple(pa.array([t.decode() for t in texts], pa.string()) for texts in
+                 ([r[0] for r in res], [r[1] for r in res], [r[2] for r in res], names))
 
 
 def _repeated_columns(wire, body: bytes, res_rng, scope_rng, ints) -> list[pa.Array]:
-    """resource, service, pod and scope, one per span (scopes without spans are not read, as before)."""
+    """resource, service, pod and scope, one per span: each span's resource (scope) index into the
+    request's dictionary of them (scopes without spans are not read, as before)."""
     resources = tuple(body[lo:hi] if lo >= 0 else b"" for lo, hi in res_rng.tolist())
     scopes = tuple(body[lo:hi] if k and lo >= 0 else b"" for lo, hi, k in scope_rng.tolist())  # (b"": not read)
-    *datas, offs = wire.repeat_texts(*_group_texts(resources, scopes), ints[wire.RESOURCE], ints[wire.SCOPE],
-                                     len(resources))
-    if not len(offs):
-        raise _malformed("request too large to decode (its resources repeated for every span)")
-    return [_string_column(data, offsets) for data, offsets in zip(datas, offs)]
+    res_json, service, pod, scope = _dictionaries(resources, scopes)
+    by_resource, by_scope = pa.array(ints[wire.RESOURCE].astype(np.int32)), pa.array(ints[wire.SCOPE].astype(np.int32))
+    return [pa.DictionaryArray.from_arrays(by_resource, d) for d in (res_json, service, pod)] + \
+        [pa.DictionaryArray.from_arrays(by_scope, scope)]
 
 
 def _int_column(values: np.ndarray, dtype) -> pa.Array:

@@ -353,35 +353,6 @@ def splice_texts(data, offs, rows, texts, text_offs):
     return out, new_offs
 
 
-@njit(nogil=True, cache=True)
-def repeat_texts(texts, text_offs, resource, scope, n_res):
-    """The resource, service, pod and scope columns: ``texts`` holds the resources' JSON, services and
-    pods (n_res each), then the scopes; each span gets its resource's and its scope's. -> (4 data
-    arrays, offs [4, n + 1]); offs empty when a column would not fit int32 offsets."""
-    n = resource.size
-    offs = np.empty((4, n + 1), np.int32)
-    datas = []
-    for c in range(4):
-        total = 0
-        for i in range(n):
-            g = scope[i] + 3 * n_res if c == 3 else resource[i] + c * n_res
-            total += text_offs[g + 1] - text_offs[g]
-        if total > _INT32_MAX:
-            none = np.empty(0, np.uint8)
-            return none, none, none, none, offs[:0]
-        out = np.empty(total, np.uint8)
-        dst, src = ptr(out), ptr(texts)
-        o = 0
-        offs[c, 0] = 0
-        for i in range(n):
-            g = scope[i] + 3 * n_res if c == 3 else resource[i] + c * n_res
-            copy_bytes(dst, o, src, text_offs[g], text_offs[g + 1] - text_offs[g])
-            o += text_offs[g + 1] - text_offs[g]
-            offs[c, i + 1] = o
-        datas.append(out)
-    return datas[0], datas[1], datas[2], datas[3], offs
-
-
 # ---------------------------------------------------------------- numba's cache
 def _helpers_digest() -> int:
     """A digest of the helper modules' sources (wire_format, wire_json), as an int64."""
@@ -405,7 +376,7 @@ def _drop_stale_kernels() -> None:
     (numba issue 1833): after a helper module changed, empty the kernels' caches (``recompile`` with no
     signature loaded does only that) so they compile afresh on their next call."""
     if _cached_helpers_digest() != _HELPERS_DIGEST:
-        for kernel in (count_request, fill_request, splice_texts, repeat_texts, _cached_helpers_digest):
+        for kernel in (count_request, fill_request, splice_texts, _cached_helpers_digest):
             kernel.recompile()
 
 

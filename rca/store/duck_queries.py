@@ -52,23 +52,27 @@ class TelemetryQueries:
             return cur.execute(_SERVICES).df()
 
     def stats(self) -> dict[str, Any]:
+        """Counts and time range of the whole store: one scan of each table (every figure of a table from
+        the same pass), the service sets and ranges combined here."""
         with self._reading() as cur:
-            n_spans, n_traces = cur.execute("SELECT count(*), count(DISTINCT trace_id) FROM spans").fetchone()
-            (n_logs,) = cur.execute("SELECT count(*) FROM logs").fetchone()
-            (n_points,) = cur.execute("SELECT count(*) FROM metrics").fetchone()
-            (n_services,) = cur.execute(
-                "SELECT count(*) FROM (SELECT service FROM spans UNION SELECT service FROM logs "
-                "UNION SELECT service FROM metrics)").fetchone()
-            first, last = _time_range(cur)
+            n_spans, n_traces, span_services, f_spans, l_spans = cur.execute(
+                "SELECT count(*), count(DISTINCT trace_id), list(DISTINCT service), min(start_ns), max(end_ns) "
+                "FROM spans").fetchone()
+            n_logs, log_services, f_logs, l_logs = cur.execute(
+                "SELECT count(*), list(DISTINCT service), min(time_ns), max(time_ns) FROM logs").fetchone()
+            n_points, metric_services, f_points, l_points = cur.execute(
+                "SELECT count(*), list(DISTINCT service), min(time_ns), max(time_ns) FROM metrics").fetchone()
+        firsts = [int(t) for t in (f_spans, f_logs, f_points) if t is not None]
+        lasts = [int(t) for t in (l_spans, l_logs, l_points) if t is not None]
         return {
             "path": str(self.path),
             "n_spans": int(n_spans),
             "n_traces": int(n_traces),
             "n_logs": int(n_logs),
             "n_metric_points": int(n_points),
-            "n_services": int(n_services),
-            "first_ns": first,
-            "last_ns": last,
+            "n_services": len({*(span_services or ()), *(log_services or ()), *(metric_services or ())}),
+            "first_ns": min(firsts, default=None),
+            "last_ns": max(lasts, default=None),
         }
 
     def time_range(self) -> tuple[int | None, int | None]:
