@@ -17,7 +17,8 @@ from rca.interfaces.ingestion import store_batch
 from rca.interfaces.runtime import Runtime
 from rca.store import open_store
 from rca.templates.evaluation import grouping_accuracy, parsing_accuracy
-from rca.templates.masking import Masker, ShapeCache, digit_shape, digit_shapes, join_masked, mask_body, mask_token
+from rca.templates.masking import Masker, digit_shape, digit_shapes, join_masked, mask_body, mask_token
+from rca.templates.shape_cache import ShapeCache
 from rca.templates.miner import LogTemplates
 from rca.templates.severity import infer_severity
 

@@ -124,33 +124,54 @@ class FamilyIndex:
 
     def __init__(self, min_family: int):
         self.min_family = min_family
-        self._halves: dict[tuple, set[int]] = {}  # (n, 0, first half) / (n, 1, second half) -> ids
+        # (*first half, n, 0) / (*second half, n, 1) -> the id of the one template with that half,
+        # or the set of ids once more share it (most halves are one template's: no set for them)
+        self._halves: dict[tuple, int | set[int]] = {}
 
     @staticmethod
     def _keys(tokens: tuple[str, ...]) -> tuple[tuple, tuple]:
+        # (flat: one tuple a key, not two, for the garbage collector to count)
         n = len(tokens)
-        return (n, 0, tokens[:n // 2]), (n, 1, tokens[n // 2:])
+        return tokens[:n // 2] + (n, 0), tokens[n // 2:] + (n, 1)
 
-    def add(self, tid: int, tokens: tuple[str, ...]) -> None:
+    def _members(self, key: tuple) -> tuple[int] | set[int] | frozenset[int]:
+        members = self._halves.get(key, _NONE)
+        return (members,) if type(members) is int else members
+
+    def add(self, tid: int, tokens: tuple[str, ...]) -> bool:
+        """Index ``tid``; whether another template now shares a half with it (``family_of``
+        finds no family for it otherwise)."""
         if len(tokens) < 3:  # too short to hold a family (see family_of)
+            return False
+        halves, related = self._halves, False
+        for key in self._keys(tokens):
+            members = halves.get(key)
+            if members is None:
+                halves[key] = tid
+            elif type(members) is int:
+                if members != tid:
+                    halves[key] = {members, tid}
+                    related = True
+            else:
+                members.add(tid)
+                related = related or len(members) > 1
+        return related
+
+    def remove(self, tid: int, tokens: tuple[str, ...]) -> None:
+        if len(tokens) < 3:
             return
         halves = self._halves
         for key in self._keys(tokens):
             members = halves.get(key)
             if members is None:
-                halves[key] = {tid}
+                continue
+            if type(members) is int:
+                if members == tid:
+                    del halves[key]
             else:
-                members.add(tid)
-
-    def remove(self, tid: int, tokens: tuple[str, ...]) -> None:
-        if len(tokens) < 3:
-            return
-        for key in self._keys(tokens):
-            members = self._halves.get(key)
-            if members is not None:
                 members.discard(tid)
                 if not members:
-                    del self._halves[key]
+                    del halves[key]
 
     def family_of(self, tid: int, tokens: tuple[str, ...], lookup) -> tuple[int, set[int]] | None:
         """(position, members) of a family ``tid`` should merge with, or None.
@@ -164,8 +185,7 @@ class FamilyIndex:
         if n < 3:
             return None
         first, second = self._keys(tokens)
-        halves = self._halves
-        by_first, by_second = halves.get(first, _NONE), halves.get(second, _NONE)
+        by_first, by_second = self._members(first), self._members(second)
         n_others = len(by_first) + len(by_second) - (tid in by_first) - (tid in by_second)
         if not n_others or n - sum(map(looks_variable, tokens)) < 3:
             return None

@@ -81,8 +81,12 @@ def _rules_for(early: bool, features: int) -> re.Pattern | None:
 
 
 # a word holding two or more digit runs (job_1445144423722_0020, broadcast_0_piece0, R02-M1-N0)
-# or a name_number id (blk_-1608999687919862906, task_12)
-_COMPOUND_ID = re.compile(r"(?<![\w\-])[A-Za-z][A-Za-z0-9]*_-?\d+(?![\w\-])|(?<![\w\-])(?=[\w\-]*[A-Za-z])[\w\-]*?\d+[A-Za-z_\-]+\d[\w\-]*(?![\w\-])")
+# or a name_number id (blk_-1608999687919862906, task_12). A match is a whole run of [\w-] (none
+# before, none after), so the digit-runs form is two lookaheads over the run (an ASCII letter;
+# a digit, a letter or dash run, a digit) and then the run in one step: no lazy search that
+# backtracks over it
+_COMPOUND_ID = re.compile(r"(?<![\w\-])(?:[A-Za-z][A-Za-z0-9]*_-?\d+"
+                          r"|(?=[\w\-]*[A-Za-z])(?=[\w\-]*?\d[A-Za-z_\-]+\d)[\w\-]+)(?![\w\-])")
 # what every _COMPOUND_ID match without an underscore holds: a digit, a letter or dash run, a digit
 _TWO_DIGIT_RUNS = re.compile(r"\d[A-Za-z_\-]+\d")
 _KEY_VALUE = re.compile(r"(?<![\w.\-])([A-Za-z_][\w.\-]*)=([^\s,;&)\]}\"']+)")
@@ -153,10 +157,13 @@ _UNITS_ALT = "|".join(sorted(_UNITS, key=len, reverse=True))
 _UNIT_AFTER_PARAM = re.compile(rf"<\*>(?<!\S<\*>)(?: (?:{_UNITS_ALT})(?= ))* (?:{_UNITS_ALT})([,;:.)\]]*)(?!\S)")
 # a bare hex id with a digit and a letter: the hex rule masks it whole (it never repeats)
 _HEX_ID = re.compile(r"(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]+")
+# a 0x literal, maybe listed (0x1f, 0x0b85eee0,): with a digit after the x the compound id rule
+# masks it whole, else the hex rule does (no other rule can, it has no separator), and the ','
+# stays; its shape keeps its hex letters, so it seldom repeats either
+_HEX_LITERAL = re.compile(r"0[xX][0-9a-fA-F]+,?")
 _HEX_ZERO = re.compile(rb"0(?=[xX])")
 _ONES = bytes.maketrans(b"0123456789", b"1111111111")
 _ASCII_DIGIT = re.compile(r"[0-9]")
-_DIGIT_RUN = re.compile(r"[0-9]+")
 
 
 def digit_shape(text: str) -> bytes:
@@ -201,6 +208,9 @@ class Masker:
         self.cache_size = cache_size
         self._cache: dict[str, str] = {}
         self._by_shape: dict[str, str] = {}  # digit shape (as latin-1 text) -> masked
+        # shapes whose tokens masking leaves as they are (storage142, ssh2): all of one shape
+        # meet the same rules at the same places, only the digits differ
+        self._unchanged: set[str] = set()
 
     def _mask_new(self, token: str, shape: str | None = None) -> str:
         """``mask_token(token)``, remembered; ``shape`` (the token's shape), when given, was
@@ -208,6 +218,7 @@ class Masker:
         cache, by_shape = self._cache, self._by_shape
         if len(cache) >= self.cache_size:
             cache.clear()
+            self._unchanged.clear()  # (it holds fewer entries than the cache)
         if not _MAY_VARY.search(token):  # a plain word: its shape, when given, is itself
             cache[token] = token
             if shape is not None:
@@ -215,14 +226,21 @@ class Masker:
             return token
         if len(token) >= 8 and _HEX_ID.fullmatch(token):
             return PARAM  # a fresh hash or id; not worth a cache entry
+        if token[0] == "0" and _HEX_LITERAL.fullmatch(token):
+            return PARAM + "," if token[-1] == "," else PARAM  # (no cache entry either)
         masked = None
         if shape is None:
             shape = digit_shape(token).decode("latin-1")
             masked = by_shape.get(shape)
         if masked is None:
-            masked = _mask_varying(token)
-            if keeps_no_digit(masked):
-                remember(by_shape, shape, masked, self.cache_size)
+            if shape in self._unchanged:
+                masked = token
+            else:
+                masked = _mask_varying(token)
+                if keeps_no_digit(masked):
+                    remember(by_shape, shape, masked, self.cache_size)
+                elif masked == token:
+                    self._unchanged.add(shape)
         cache[token] = masked
         return masked
 
@@ -232,22 +250,12 @@ class Masker:
         cache = self._cache
         if shapes is None:
             return [cache.get(t) or self._mask_new(t) for t in tokens]
-        # a token of a known shape masks as that shape did (plain words and hex ids included:
-        # their shape is theirs alone, or one masked alike); the rest, by text, by a shape an
-        # earlier token of the line had, or anew
-        by_shape = self._by_shape.get
-        out = list(map(by_shape, shapes))
-        n_new = out.count(None)
-        if n_new > 2:  # a line of mostly new tokens: one pass (else: seek the few)
-            cached, mask_new = cache.get, self._mask_new
-            return [o if o is not None else (cached(t) or by_shape(s) or mask_new(t, s))
-                    for o, t, s in zip(out, tokens, shapes)]
-        cached, mask_new, i = cache.get, self._mask_new, -1
-        for _ in range(n_new):
-            i = out.index(None, i + 1)
-            token, shape = tokens[i], shapes[i]
-            out[i] = cached(token) or by_shape(shape) or mask_new(token, shape)
-        return out
+        # a token of a known shape (one an earlier token of the line may have made known) masks
+        # as that shape did (plain words and hex ids included: their shape is theirs alone, or
+        # one masked alike); the rest, by text or anew. Both caches hold ``mask_token`` results,
+        # so which one answers first changes nothing
+        by_shape, cached, mask_new = self._by_shape.get, cache.get, self._mask_new
+        return [by_shape(s) or cached(t) or mask_new(t, s) for t, s in zip(tokens, shapes)]
 
     def mask(self, text: str) -> str:
         """``text`` with each variable part replaced by ``<*>``, runs of placeholders collapsed
@@ -255,86 +263,13 @@ class Masker:
         return join_masked(self.mask_tokens(text.split()))
 
 
-class ShapeCache:
-    """Values (template ids) of lines by digit shape, exact for every line it answers.
-
-    Lines of one shape mask alike token by token, and whether a token's result
-    keeps a digit (``ssh2``, ``node-D0``) depends only on its shape. So a shape records the
-    positions of its digit-keeping tokens, and a value is stored under the shape plus the
-    text of those tokens: any line that agrees there masks to the very same text."""
-
-    def __init__(self, limit: int = 200_000):
-        self.limit = limit
-        self._values: dict = {}  # shape -> value; (shape, *kept tokens) -> value
-        self._kept: dict[bytes, tuple[int, ...]] = {}  # shape -> positions of its digit-keeping tokens
-
-    def get(self, line: str, shape: bytes):
-        """The value stored for ``line`` (whose ``digit_shape`` is ``shape``), or None."""
-        value = self._values.get(shape)
-        if value is None and (kept := self._kept.get(shape)) is not None:
-            tokens = line.split()
-            value = self._values.get((shape, *[tokens[i] for i in kept]))
-        return value
-
-    def resolve(self, lines: list[str], shapes: list[bytes], masker: Masker, learn) -> list:
-        """The value of each line (whose ``digit_shape`` is in ``shapes``), in order: the
-        stored one, or else ``learn(masked line)`` (masked by ``masker``), then stored: for the
-        whole shape when the masked line keeps no digit, else under the shape and the text of
-        its digit-keeping tokens (``get`` reads both)."""
-        values, kept_at, limit = self._values, self._kept, self.limit
-        stored, mask_tokens, no_digit = values.get, masker.mask_tokens, _ASCII_DIGIT.search
-        out = list(map(stored, shapes))  # most lines: a shape stored before; the rest, in order
-        i = -1
-        while True:
-            try:
-                i = out.index(None, i + 1)
-            except ValueError:
-                return out
-            line, shape = lines[i], shapes[i]
-            value = stored(shape)  # (stored for an earlier line of this call)
-            if value is not None:
-                out[i] = value
-                continue
-            tokens = line.split()
-            kept = kept_at.get(shape)
-            if kept is not None:
-                value = stored((shape, *[tokens[k] for k in kept]))
-                if value is not None:
-                    out[i] = value
-                    continue
-            masked_tokens = mask_tokens(tokens, token_shapes(line, shape))
-            masked = join_masked(masked_tokens)
-            out[i] = value = learn(masked)
-            if len(values) + len(kept_at) >= limit:
-                values.clear()
-                kept_at.clear()
-                out[i + 1:] = [None] * (len(out) - i - 1)  # (looked up before the cache started over)
-                kept = None
-            if no_digit(masked) is None:  # keeps_no_digit: the value holds for the whole shape
-                if kept is None:  # (else: cannot happen, store no guess)
-                    values[shape] = value
-                continue
-            if kept is None:
-                kept = kept_at[shape] = _kept_positions(masked_tokens)
-            values[(shape, *[tokens[k] for k in kept])] = value
-
-
-def _kept_positions(masked_tokens: list[str]) -> tuple[int, ...]:
-    """Positions of the tokens that hold a digit."""
-    joined = " ".join(masked_tokens)
-    kept: list[int] = []
-    i = last = 0
-    for m in _DIGIT_RUN.finditer(joined):
-        i += joined.count(" ", last, m.start())
-        last = m.start()
-        if not kept or kept[-1] != i:
-            kept.append(i)
-    return tuple(kept)
-
-
 def join_masked(masked_tokens: list[str]) -> str:
     """Masked tokens as one line: a unit word after a placeholder joins it, runs collapse."""
-    out = " ".join(masked_tokens)
+    return join_spaced(" ".join(masked_tokens))
+
+
+def join_spaced(out: str) -> str:
+    """``join_masked`` of masked tokens already joined by single spaces."""
     first = out.find(PARAM)
     if first < 0:
         return out

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from rca.config import Settings
 from rca.errors import InvalidInput, NotFound
 from rca.templates.clustering import FamilyIndex, WordAwareDrain
-from rca.templates.masking import CODE_LOCATION, PARAM, Masker, ShapeCache, digit_shape, digit_shapes, remember
+from rca.templates.masking import CODE_LOCATION, PARAM, Masker, digit_shape, digit_shapes, remember
+from rca.templates.shape_cache import ShapeCache
 
 STATE_KEY = "templates"
 _LOCATION_IN = re.compile(CODE_LOCATION)
@@ -73,7 +74,7 @@ class LogTemplates:
         with self._lock:
             bodies, distinct = _distinct(bodies)  # each distinct body, in order of first sight
             by_body = tids = self._by_body  # tids: every body's template id
-            new = [body for body in distinct if body not in by_body]
+            new = [body for body in distinct if body not in by_body] if by_body else list(distinct)
             if new:
                 learned = self._by_shape.resolve(new, digit_shapes(new), self._masker, self._learn_line)
                 if len(by_body) + len(new) > _CACHE_LIMIT:  # the cache starts over: keep the ids apart
@@ -81,11 +82,10 @@ class LogTemplates:
                     tids.update(zip(new, learned))
                     by_body.clear()
                 by_body.update(zip(new, learned))
-            if self._merged:  # (each id once, then every body through both maps)
-                canon = {tid: self.canonical_id(tid) for tid in set(map(tids.__getitem__, distinct))}
-                out = list(map(canon.__getitem__, map(tids.__getitem__, bodies)))
-            else:
-                out = list(map(tids.__getitem__, bodies))
+            out = list(map(tids.__getitem__, bodies))
+            if self._merged:  # (each id once, then every body's id through that map)
+                canon = {tid: self.canonical_id(tid) for tid in set(out)}
+                out = list(map(canon.__getitem__, out))
             if out:
                 counts = self._counts
                 for tid, n in Counter(out).items():
@@ -106,22 +106,24 @@ class LogTemplates:
         cid = cluster.cluster_id
         if change == "cluster_created":  # a template id is the id of the drain cluster it began as
             tid = cid
-            self._set_tokens(tid, cluster.log_template_tokens)
+            related = self._set_tokens(tid, cluster.log_template_tokens)
         else:
             tid = self.canonical_id(cid)
             if change != "cluster_template_changed":
                 return tid
-            self._set_tokens(tid, _generalise(self._tokens[tid], cluster.log_template_tokens))
-        return self._merge_family(tid)
+            related = self._set_tokens(tid, _generalise(self._tokens[tid], cluster.log_template_tokens))
+        return self._merge_family(tid) if related else tid  # (sharing no half, it has no family)
 
-    def _set_tokens(self, tid: int, tokens: tuple[str, ...]) -> None:
+    def _set_tokens(self, tid: int, tokens: tuple[str, ...]) -> bool:
+        """Give ``tid`` these tokens; False when no other template shares half of them (so it
+        has no family to join), True otherwise or when they are the tokens it had."""
         old = self._tokens.get(tid)
         if old == tokens:
-            return
+            return True
         if old is not None:
             self._families.remove(tid, old)
         self._tokens[tid] = tokens
-        self._families.add(tid, tokens)
+        return self._families.add(tid, tokens)
 
     def _merge_family(self, tid: int) -> int:
         """Merge ``tid`` with the templates that differ from it only in a word slot."""
