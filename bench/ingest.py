@@ -1,6 +1,6 @@
 """Ingest benchmark: raw protobuf parse rate vs end-to-end OTLP/HTTP ingest rate, same payloads, one run.
 
-    python bench/ingest.py [--spans 200000] [--clients 4] [--rounds 3] [--batch 512 --batch 8192]
+    python bench/ingest.py [--spans 200000] [--clients 4] [--rounds 5] [--batch 512 --batch 8192]
 
 For each batch size (spans per request; default 512, the SDK's default, and 8192, the Collector batch
 processor's default send_batch_size):
@@ -12,8 +12,10 @@ processor's default send_batch_size):
     read back through the API, is complete (reads see logged batches at once; DuckDB's tables get them
     from the store's background writer later); the span and trace counts are checked; best of
     ``--rounds`` rounds, each with a fresh server and store, warmed first as a running server is: the
-    same number of other spans sent the same way, then a pause in which the writer stores them (all
-    rounds printed);
+    same number of other spans sent the same way, then a pause in which the writer stores them, and
+    the files of earlier rounds written back (``sync``) so that the kernel does not do it during this
+    one (all rounds printed, and their median: on a shared 2-core VM, rounds of the same code differ
+    by up to a third, mostly in kernel time);
 (d) the store alone, in this process: the decoded batches appended by ``--clients`` threads to a fresh
     store (logged as their requests, as the server does), timed until a read sees them all, and until
     all are stored in DuckDB's tables (``flush``): the second is the rate the store sustains once its
@@ -172,6 +174,7 @@ def end_to_end(payloads: list[bytes], warmup: list[bytes], n_spans: int, n_trace
         # in DuckDB's tables by the background writer once appends pause, before the clock starts
         fan_out(warmup, clients, client)
         time.sleep(SETTLE_S)
+        os.sync()  # (earlier rounds' files written back now, not by the kernel's timer during this one)
         before = stats()
         t0 = time.perf_counter()
         fan_out(payloads, clients, client)
@@ -268,7 +271,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spans", type=int, default=200_000)
     ap.add_argument("--clients", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of (c), each with a fresh server (best counts)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of (c), each with a fresh server (best counts)")
     ap.add_argument("--batch", type=int, action="append",
                     help="spans per request, repeatable (default: 512 and 8192)")
     ap.add_argument("--skip-store", action="store_true", help="skip (d), the store alone")
@@ -293,9 +296,10 @@ def main() -> None:
         decode = rate(lambda p: decode_proto(p, "traces"), payloads, n)
         print(f"(b) decode_proto -> Arrow columns:         {decode:>12,.0f} spans/s  {decode / parse:.3f} x (a)")
         warmup = encode_payloads(warmup_spans, batch)
-        e2e = max(end_to_end(payloads, warmup, n, n_traces, args.clients) for _ in range(args.rounds))
+        rounds = sorted(end_to_end(payloads, warmup, n, n_traces, args.clients) for _ in range(args.rounds))
+        e2e, median = rounds[-1], rounds[len(rounds) // 2]
         print(f"(c) end-to-end OTLP/HTTP, stored+readable: {e2e:>12,.0f} spans/s  {e2e / parse:.3f} x (a)  "
-              f"(all {n} spans, {n_traces} traces read back; best of {args.rounds})")
+              f"(all {n} spans, {n_traces} traces read back; best of {args.rounds}; median {median / parse:.3f} x (a))")
         row = [batch, parse, decode, e2e]
         if not args.skip_store:
             decoded = [decode_proto(p, "traces") for p in payloads]
