@@ -18,9 +18,9 @@ from rca.interfaces.runtime import Runtime
 from rca.store import open_store
 from rca.templates.evaluation import grouping_accuracy, parsing_accuracy
 from rca.templates.masking import Masker, digit_shape, digit_shapes, join_masked, mask_body, mask_token
-from rca.templates.shape_cache import ShapeCache
 from rca.templates.miner import LogTemplates
 from rca.templates.severity import infer_severity
+from rca.templates.shape_cache import ShapeCache
 
 LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "loghub-2k"
 

@@ -66,20 +66,20 @@ def attributes(kvs) -> dict:
 
 
 @lru_cache(maxsize=4096)
-def _resource(raw: bytes) -> tuple[bytes, bytes, bytes]:
-    """A Resource's (JSON, service, pod) as UTF-8, cached by its encoding (a process sends the same one)."""
+def _resource(raw: bytes) -> tuple[str, str, str]:
+    """A Resource's (JSON, service, pod), cached by its encoding (a process sends the same one)."""
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
     attrs = attributes(Resource.FromString(raw).attributes) if raw else {}
     service, pod = resource_identity(attrs)
-    return to_json(attrs).encode(), service.encode(), pod.encode()
+    return to_json(attrs), service, pod
 
 
 @lru_cache(maxsize=4096)
-def _scope_name(raw: bytes) -> bytes:
+def _scope_name(raw: bytes) -> str:
     from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 
-    return InstrumentationScope.FromString(raw).name.encode() if raw else b""
+    return InstrumentationScope.FromString(raw).name if raw else ""
 
 
 def _events_json(raw_events: list) -> str:
@@ -146,7 +146,7 @@ def _dictionaries(resources: tuple[bytes, ...], scopes: tuple[bytes, ...]) -> tu
         names = [_scope_name(raw) for raw in scopes]
     except DecodeError as exc:
         raise _malformed(f"resource or scope: {exc}") from exc
-    return tuple(pa.array([t.decode() for t in texts], pa.string()) for texts in
+    return tuple(pa.array(texts, pa.string()) for texts in
                  ([r[0] for r in res], [r[1] for r in res], [r[2] for r in res], names))
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 
-from rca.templates.masking import Masker, join_spaced, token_shapes
+from rca.templates.masking import Masker, join_spaced, keeps_no_digit, token_shapes
 
-_DIGIT = re.compile(r"[0-9]")
 _DIGIT_RUN = re.compile(r"[0-9]+")
 
 
@@ -44,7 +43,7 @@ class ShapeCache:
         its digit-keeping tokens (``get`` reads both)."""
         values, kept_at, limit = self._values, self._kept, self.limit
         joined, keeping = self._joined, self._keeping
-        stored, mask_tokens, no_digit = values.get, masker.mask_tokens, _DIGIT.search
+        stored, mask_tokens = values.get, masker.mask_tokens
         # most lines: a shape stored before (none in an empty cache); the rest, in order
         out = list(map(stored, shapes)) if values else [None] * len(shapes)
         i = -1
@@ -75,7 +74,7 @@ class ShapeCache:
                     joined.clear()
                     keeping.clear()
                 joined[spaced] = masked
-                if no_digit(masked) is not None:
+                if not keeps_no_digit(masked):
                     keeping.add(masked)
             keeps_digit = masked in keeping
             out[i] = value = learn(masked)
